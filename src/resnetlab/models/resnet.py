@@ -1,0 +1,98 @@
+"""The ResNet trunk shared by the ImageNet (Table 1) and CIFAR (Sec. 4.2) networks."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..nn.blocks import BasicBlock, Bottleneck, conv, make_activation, make_norm
+from ..nn.norm import BATCHNORM_TYPES
+
+# Keyword arguments a user may pass to any builder (torchvision's names first).
+USER_ARGS = ("num_classes", "zero_init_residual", "norm_layer", "in_channels", "shortcut", "residual",
+             "activation", "stride_in_1x1")
+
+
+def check_kwargs(builder: str, kwargs: dict) -> None:
+    """Raise ``TypeError`` naming any keyword a builder does not take, at the caller."""
+    unknown = sorted(set(kwargs) - set(USER_ARGS))
+    if unknown:
+        raise TypeError(f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                        f"valid: {', '.join(USER_ARGS)}")
+
+
+class ResNet(nn.Module):
+    """Stem → stages ``layer1..layerK`` → global average pool → ``fc``.
+
+    ``stem="imagenet"`` is Table 1's conv1 (7×7/2, pad 3) + BN + ReLU + 3×3/2 max pool;
+    ``stem="cifar"`` is Sec. 4.2's single 3×3 conv + BN + ReLU. Stage ``i > 0`` halves the
+    resolution with a stride-2 first block.
+    """
+
+    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int], widths: list[int], *,
+                 stem: str = "imagenet", num_classes: int = 1000, in_channels: int = 3,
+                 zero_init_residual: bool = False, norm_layer=None, shortcut: str = "B",
+                 residual: bool = True, activation: str = "relu", stride_in_1x1: bool = False):
+        super().__init__()
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+        if stride_in_1x1 and block is not Bottleneck:
+            raise ValueError("stride_in_1x1 applies to bottleneck networks (resnet50/101/152) only")
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        block_args = {"shortcut": shortcut, "residual": residual, "norm_layer": norm_layer, "activation": activation}
+        if block is Bottleneck:
+            block_args["stride_in_1x1"] = stride_in_1x1
+        # The input size each stem was designed for (C, H, W): 224² crops for ImageNet, 32² for CIFAR.
+        self.default_input_size = (in_channels, 224, 224) if stem == "imagenet" else (in_channels, 32, 32)
+        kernel, stride = (7, 2) if stem == "imagenet" else (3, 1)
+        self.conv1 = conv(in_channels, widths[0], kernel, stride, norm_layer=norm_layer)
+        self.bn1 = make_norm(norm_layer, widths[0])
+        self.act = make_activation(activation)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else None
+        channels = widths[0]
+        self.stages: list[str] = []
+        for i, (depth, width) in enumerate(zip(layers, widths)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(block(channels, width, 2 if (i > 0 and j == 0) else 1, **block_args))
+                channels = width * block.expansion
+            self.stages.append(f"layer{i + 1}")
+            self.add_module(self.stages[-1], nn.Sequential(*blocks))
+        self.num_features = channels
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        # He et al. (2015, "Delving deep into rectifiers") initialization, as torchvision.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            # Each block starts as the identity (Goyal et al. 2017): γ = 0 on its last BN.
+            for m in self.modules():
+                last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
+                if isinstance(m, (BasicBlock, Bottleneck)) and isinstance(last, BATCHNORM_TYPES) and last.affine:
+                    nn.init.zeros_(last.weight)
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        """The output of every stage (strides 4/8/16/32 for the ImageNet nets), for use as a backbone."""
+        x = self.act(self.bn1(self.conv1(x)))
+        if self.maxpool is not None:
+            x = self.maxpool(x)
+        outs = []
+        for name in self.stages:
+            x = getattr(self, name)(x)
+            outs.append(x)
+        return outs
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The last feature map, before pooling."""
+        return self.forward_stages(x)[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))

@@ -1,0 +1,128 @@
+"""Residual blocks of He et al. (2015), "Deep Residual Learning for Image Recognition", and their
+plain twins. Module names follow torchvision (conv1, bn1, ..., downsample.0/1) so weights load as
+they are."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .norm import get_norm
+
+SHORTCUTS = ("A", "B", "C")
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def make_norm(norm_layer, channels: int) -> nn.Module:
+    """``norm_layer`` resolved through the one norm seam; ``nn.Identity`` when normalization is off."""
+    norm = get_norm(norm_layer)
+    return norm(channels) if norm is not None else nn.Identity()
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, norm_layer=None) -> nn.Conv2d:
+    """A 'same'-padded convolution; biased only when no norm layer follows (β replaces the bias)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                     bias=get_norm(norm_layer) is None)
+
+
+class ShortcutA(nn.Module):
+    """Option A (Sec. 3.3): identity with a stride-`stride` subsample and zero-padded extra
+    channels. Parameter-free."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"option A shortcut cannot reduce channels ({in_channels} -> {out_channels})")
+        self.stride, self.pad = stride, out_channels - in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.pad)) if self.pad else x
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, pad_channels={self.pad}"
+
+
+def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, norm_layer=None) -> nn.Module | None:
+    """The paper's shortcut options (Sec. 3.3, Table 3); ``None`` means the identity.
+
+    A: identity, zero-padded where the shape changes. B: 1×1 projection (conv + norm) only where
+    the shape changes. C: projection on every block.
+    """
+    if kind not in SHORTCUTS:
+        raise ValueError(f"unknown shortcut {kind!r}; choose one of {list(SHORTCUTS)} (the paper's options)")
+    changes = stride != 1 or in_channels != out_channels
+    if kind == "A":
+        return ShortcutA(in_channels, out_channels, stride) if changes else None
+    if kind == "B" and not changes:
+        return None
+    return nn.Sequential(conv(in_channels, out_channels, 1, stride, norm_layer=norm_layer),
+                         make_norm(norm_layer, out_channels))
+
+
+class _Residual(nn.Module):
+    """F(x) + shortcut(x), then the activation (Fig. 2); without the sum when ``residual=False``."""
+
+    def _join(self, out: Tensor, x: Tensor) -> Tensor:
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.act(out)
+
+
+class BasicBlock(_Residual):
+    """Two 3×3 convolutions (Fig. 5 left), used by ResNet-18/34 and the CIFAR nets."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, shortcut: str = "B",
+                 residual: bool = True, norm_layer=None, activation: str = "relu"):
+        super().__init__()
+        self.residual = residual
+        self.conv1 = conv(in_channels, channels, 3, stride, norm_layer=norm_layer)
+        self.bn1 = make_norm(norm_layer, channels)
+        self.conv2 = conv(channels, channels, 3, norm_layer=norm_layer)
+        self.bn2 = make_norm(norm_layer, channels)
+        self.act = make_activation(activation)
+        # residual=False is the plain twin (Sec. 4.1): no shortcut at all.
+        self.downsample = make_shortcut(shortcut, in_channels, channels, stride, norm_layer) if residual else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        return self._join(self.bn2(self.conv2(out)), x)
+
+
+class Bottleneck(_Residual):
+    """1×1 reduce → 3×3 → 1×1 expand ×4 (Fig. 5 right), used by ResNet-50/101/152.
+
+    The paper puts the stride-2 downsampling on the first 1×1 (``stride_in_1x1=True``);
+    torchvision's "v1.5" default puts it on the 3×3, which is slightly more accurate.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, shortcut: str = "B",
+                 residual: bool = True, norm_layer=None, activation: str = "relu", stride_in_1x1: bool = False):
+        super().__init__()
+        out_channels = channels * self.expansion
+        self.residual = residual
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv(in_channels, channels, 1, s1, norm_layer=norm_layer)
+        self.bn1 = make_norm(norm_layer, channels)
+        self.conv2 = conv(channels, channels, 3, s3, norm_layer=norm_layer)
+        self.bn2 = make_norm(norm_layer, channels)
+        self.conv3 = conv(channels, out_channels, 1, norm_layer=norm_layer)
+        self.bn3 = make_norm(norm_layer, out_channels)
+        self.act = make_activation(activation)
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer) if residual else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        return self._join(self.bn3(self.conv3(out)), x)

@@ -1,0 +1,227 @@
+"""Batch normalization from Ioffe & Szegedy (2015), "Batch Normalization: Accelerating Deep
+Network Training by Reducing Internal Covariate Shift".
+
+Training mode is Algorithm 1 per channel with the paper's explicit backward formulas (Sec. 3);
+eval mode is Algorithm 2's inference transform y = γ/√(Var[x]+ε)·x + (β − γE[x]/√(Var[x]+ε)),
+written with plain tensor ops so eval-mode models trace, script and export to ONNX.
+
+Constructor, buffers and state_dict match ``torch.nn.BatchNorm1d/2d`` so weights interchange.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+
+def _channel_view(t: Tensor, ndim: int) -> Tensor:
+    """Reshape a per-channel vector (C,) to broadcast against an input of ``ndim`` dims (N, C, ...)."""
+    return t.view((1, -1) + (1,) * (ndim - 2))
+
+
+def _reduce_dims(ndim: int) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, ndim))
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """Algorithm 1 forward and the paper's explicit gradients (Sec. 3), vectorized per channel.
+
+    Returns (y, μ_B, σ²_B); the batch statistics are non-differentiable outputs used by the module
+    to update the running estimates.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float):
+        dims = _reduce_dims(x.dim())
+        # μ_B = 1/m Σ x_i ;  σ²_B = 1/m Σ (x_i − μ_B)²   (biased: Algorithm 1)
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        invstd = torch.rsqrt(var + eps)
+        # y_i = γ x̂_i + β with x̂_i = (x_i − μ_B)/√(σ²_B + ε), folded into one pass: y = a·x + b
+        scale = weight * invstd
+        shift = bias - mean * scale
+        y = torch.addcmul(_channel_view(shift, x.dim()), x, _channel_view(scale, x.dim()))
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor, _grad_mean, _grad_var):
+        x, weight, mean, invstd = ctx.saved_tensors
+        nd, dims = x.dim(), _reduce_dims(x.dim())
+        m = x.numel() // x.size(1)
+        grad_y = grad_y.contiguous(memory_format=_memory_format(x))
+        # The two per-channel sums every formula needs: Σ ∂ℓ/∂y_i and Σ ∂ℓ/∂y_i · x_i.
+        sum_dy = grad_y.sum(dims)
+        sum_dy_x = _channel_dot(grad_y, x)
+        sum_dy_xc = sum_dy_x - mean * sum_dy  # Σ ∂ℓ/∂y_i · (x_i − μ_B)
+        # ∂ℓ/∂x̂_i = ∂ℓ/∂y_i · γ
+        # ∂ℓ/∂σ²_B = Σ ∂ℓ/∂x̂_i · (x_i − μ_B) · (−1/2)(σ²_B + ε)^(−3/2)
+        grad_var = weight * sum_dy_xc * (-0.5) * invstd.pow(3)
+        # ∂ℓ/∂μ_B = Σ ∂ℓ/∂x̂_i · (−1/√(σ²_B + ε)) + ∂ℓ/∂σ²_B · Σ −2(x_i − μ_B)/m.
+        # The second sum is zero by the definition of μ_B, so only the first term remains.
+        grad_mean = -weight * invstd * sum_dy
+        # ∂ℓ/∂x_i = ∂ℓ/∂x̂_i/√(σ²_B + ε) + ∂ℓ/∂σ²_B · 2(x_i − μ_B)/m + ∂ℓ/∂μ_B/m,
+        # per channel an affine map of (∂ℓ/∂y_i, x_i): a·∂ℓ/∂y_i + b·x_i + c.
+        a = weight * invstd
+        b = grad_var * (2.0 / m)
+        c = grad_mean / m - b * mean
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.addcmul(_channel_view(c, nd), x, _channel_view(b, nd))
+            grad_x.addcmul_(grad_y, _channel_view(a, nd))
+        # ∂ℓ/∂γ = Σ ∂ℓ/∂y_i · x̂_i ;  ∂ℓ/∂β = Σ ∂ℓ/∂y_i
+        grad_weight = sum_dy_xc * invstd if ctx.needs_input_grad[1] else None
+        grad_bias = sum_dy if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias, None
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _channel_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Σ over every dim but the channel of a·b, without materializing the product.
+
+    In NC... layout each (n, c) row is a contiguous run, so a batched dot (bmm of N·C rows)
+    reads both tensors once; channels-last puts C innermost, where a matrix-vector product does it.
+    """
+    n, c = a.shape[0], a.shape[1]
+    if b.is_contiguous() and a.is_contiguous():
+        rows = a.reshape(n * c, 1, -1), b.reshape(n * c, -1, 1)
+        return torch.bmm(*rows).view(n, c).sum(0)
+    return (a * b).sum(_reduce_dims(a.dim()))
+
+
+class _BatchNorm(nn.Module):
+    """Shared body of BatchNorm1d/2d; the same arguments, buffers and semantics as ``torch.nn``.
+
+    ``momentum`` follows PyTorch's convention: running = (1 − momentum)·running + momentum·batch,
+    so it equals 1 − Keras' momentum (PyTorch 0.1 ≙ Keras 0.9). ``momentum=None`` gives the exact
+    cumulative average of Algorithm 2, line 10.
+    """
+
+    _expected_dims: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.empty(num_features, **factory))
+            self.bias = nn.Parameter(torch.empty(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return ("{num_features}, eps={eps}, momentum={momentum}, affine={affine}, "
+                "track_running_stats={track_running_stats}".format(**self.__dict__))
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() not in self._expected_dims:
+            raise ValueError(f"{type(self).__name__} expects a {' or '.join(map(str, self._expected_dims))}D "
+                             f"input (N, C, ...), got shape {tuple(x.shape)}")
+        if x.size(1) != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) got {x.size(1)} channels "
+                             f"in input of shape {tuple(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        use_batch_stats = self.training or not self.track_running_stats
+        if not use_batch_stats:
+            return self._inference(x)
+        m = x.numel() // x.size(1)
+        if m <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input of shape "
+                             f"{tuple(x.shape)}: use a batch of at least 2 or call model.eval()")
+        weight, bias = self._affine(x)
+        y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(mean, var, m)
+        return y
+
+    def _affine(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.affine:
+            return self.weight, self.bias
+        ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
+        return ones, torch.zeros_like(ones)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: Tensor, var: Tensor, m: int) -> None:
+        self.num_batches_tracked.add_(1)
+        # momentum=None: cumulative average over all batches seen (Algorithm 2, line 10).
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # Population variance is estimated without bias: Var[x] = m/(m−1) · E_B[σ²_B] (Algorithm 2).
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+        self.running_var.lerp_((var * (m / (m - 1))).to(self.running_var.dtype), factor)
+
+    def _inference(self, x: Tensor) -> Tensor:
+        """Algorithm 2, line 11: y = γ/√(Var[x]+ε)·x + (β − γE[x]/√(Var[x]+ε)), plain tensor ops."""
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.affine:
+            scale = self.weight * scale
+        shift = -self.running_mean * scale
+        if self.affine:
+            shift = shift + self.bias
+        return x * _channel_view(scale, x.dim()).to(x.dtype) + _channel_view(shift, x.dim()).to(x.dtype)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over (N, C) or (N, C, L) inputs, statistics per channel C."""
+
+    _expected_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over (N, C, H, W) inputs, statistics per channel over N×H×W (Sec. 3.2)."""
+
+    _expected_dims = (4,)
+
+
+BATCHNORM_TYPES = (_BatchNorm, nn.modules.batchnorm._BatchNorm)
+"""Both this project's and PyTorch's batch norm; used by recalibration, folding and summaries."""
+
+NORM_LAYERS = {"bn": BatchNorm2d, "torch": nn.BatchNorm2d, "none": None}
+
+
+def get_norm(norm) -> type[nn.Module] | None:
+    """The one seam for normalization: a name from ``NORM_LAYERS``, ``None`` (this project's BN,
+    as ``None`` means BatchNorm2d in torchvision) or a callable ``norm(num_channels) -> Module``.
+    Returns ``None`` when normalization is off."""
+    if norm is None:
+        return BatchNorm2d
+    if isinstance(norm, str):
+        if norm not in NORM_LAYERS:
+            raise ValueError(f"unknown norm_layer {norm!r}; choose one of {sorted(NORM_LAYERS)}, None, "
+                             f"or a callable taking the number of channels")
+        return NORM_LAYERS[norm]
+    if callable(norm):
+        return norm
+    raise TypeError(f"norm_layer must be a name, None or a callable, got {type(norm).__name__}")
