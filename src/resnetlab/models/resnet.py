@@ -51,15 +51,17 @@ class ResNet(nn.Module):
         self.bn1 = make_norm(norm_layer, widths[0])
         self.act = make_activation(activation)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else None
+        if len(layers) not in (3, 4) or len(widths) != len(layers):
+            raise ValueError(f"ResNet takes 3 or 4 stages with one width each, got layers={layers}, widths={widths}")
         channels = widths[0]
-        self.stages: list[str] = []
         for i, (depth, width) in enumerate(zip(layers, widths)):
             blocks = []
             for j in range(depth):
                 blocks.append(block(channels, width, 2 if (i > 0 and j == 0) else 1, **block_args))
                 channels = width * block.expansion
-            self.stages.append(f"layer{i + 1}")
-            self.add_module(self.stages[-1], nn.Sequential(*blocks))
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        if len(layers) == 3:
+            self.layer4 = None  # the CIFAR nets have three stages (Sec. 4.2)
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
@@ -84,9 +86,15 @@ class ResNet(nn.Module):
         x = self.act(self.bn1(self.conv1(x)))
         if self.maxpool is not None:
             x = self.maxpool(x)
-        outs = []
-        for name in self.stages:
-            x = getattr(self, name)(x)
+        # Spelled out rather than looped so that the model compiles with torch.jit.script.
+        x = self.layer1(x)
+        outs = [x]
+        x = self.layer2(x)
+        outs.append(x)
+        x = self.layer3(x)
+        outs.append(x)
+        if self.layer4 is not None:
+            x = self.layer4(x)
             outs.append(x)
         return outs
 

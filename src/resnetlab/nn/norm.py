@@ -8,8 +8,6 @@ written with plain tensor ops so eval-mode models trace, script and export to ON
 Constructor, buffers and state_dict match ``torch.nn.BatchNorm1d/2d`` so weights interchange.
 """
 
-from __future__ import annotations
-
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
@@ -24,8 +22,75 @@ def _reduce_dims(ndim: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, ndim))
 
 
+def batchnorm_forward(x: Tensor, weight: Tensor, bias: Tensor, eps: float):
+    """Algorithm 1 over every dim but the channel; returns (y, μ_B, σ²_B, 1/√(σ²_B + ε))."""
+    dims, nd = _reduce_dims(x.dim()), x.dim()
+    # μ_B = 1/m Σ x_i ;  σ²_B = 1/m Σ (x_i − μ_B)²   (biased: Algorithm 1)
+    var, mean = torch.var_mean(x, dim=dims, correction=0)
+    invstd = torch.rsqrt(var + eps)
+    # y_i = γ x̂_i + β with x̂_i = (x_i − μ_B)/√(σ²_B + ε), folded into one pass: y = a·x + b
+    scale = weight * invstd
+    shift = bias - mean * scale
+    y = torch.addcmul(_channel_view(shift, nd), x, _channel_view(scale, nd))
+    return y, mean, var, invstd
+
+
+def batchnorm_backward(grad_y: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor):
+    """The paper's gradients (Sec. 3), vectorized per channel; returns (∂ℓ/∂x, ∂ℓ/∂γ, ∂ℓ/∂β)."""
+    nd, dims = x.dim(), _reduce_dims(x.dim())
+    m = x.numel() // x.size(1)
+    # The two per-channel sums every formula needs: Σ ∂ℓ/∂y_i and Σ ∂ℓ/∂y_i · (x_i − μ_B).
+    sum_dy = grad_y.sum(dims)
+    sum_dy_xc = _centered_channel_dot(grad_y, x, mean, sum_dy)
+    # ∂ℓ/∂x̂_i = ∂ℓ/∂y_i · γ
+    # ∂ℓ/∂σ²_B = Σ ∂ℓ/∂x̂_i · (x_i − μ_B) · (−1/2)(σ²_B + ε)^(−3/2)
+    grad_var = weight * sum_dy_xc * (-0.5) * invstd.pow(3)
+    # ∂ℓ/∂μ_B = Σ ∂ℓ/∂x̂_i · (−1/√(σ²_B + ε)) + ∂ℓ/∂σ²_B · Σ −2(x_i − μ_B)/m.
+    # The second sum is zero by the definition of μ_B, so only the first term remains.
+    grad_mean = -weight * invstd * sum_dy
+    # ∂ℓ/∂x_i = ∂ℓ/∂x̂_i/√(σ²_B + ε) + ∂ℓ/∂σ²_B · 2(x_i − μ_B)/m + ∂ℓ/∂μ_B/m,
+    # per channel an affine map of (∂ℓ/∂y_i, x_i): a·∂ℓ/∂y_i + b·x_i + c.
+    a = weight * invstd
+    b = grad_var * (2.0 / m)
+    c = grad_mean / m - b * mean
+    grad_x = torch.addcmul(_channel_view(c, nd), x, _channel_view(b, nd))
+    grad_x = grad_x.addcmul_(grad_y, _channel_view(a, nd))
+    # ∂ℓ/∂γ = Σ ∂ℓ/∂y_i · x̂_i ;  ∂ℓ/∂β = Σ ∂ℓ/∂y_i
+    return grad_x, sum_dy_xc * invstd, sum_dy
+
+
+def _centered_channel_dot(dy: Tensor, x: Tensor, mean: Tensor, sum_dy: Tensor) -> Tensor:
+    """Σ over every dim but the channel of dy·(x − μ_B).
+
+    Eager NCHW: each (n, c) row is a contiguous run, so a batched dot (bmm over N·C rows) reads
+    both tensors once without materializing a product, and Σ dy·x − μ_B Σ dy recentres it (it loses
+    precision only when |μ_B| ≫ σ_B). Compiled or channels-last: the centred product, fused.
+    """
+    if dy.is_contiguous() and x.is_contiguous() and not torch.compiler.is_compiling():
+        n, c = x.shape[0], x.shape[1]
+        dot = torch.bmm(dy.reshape(n * c, 1, -1), x.reshape(n * c, -1, 1)).view(n, c).sum(0)
+        return dot - mean * sum_dy
+    return (dy * (x - _channel_view(mean, x.dim()))).sum(_reduce_dims(x.dim()))
+
+
+_KERNELS = {"eager": (batchnorm_forward, batchnorm_backward)}
+_kernel = "eager"
+
+
+def set_batchnorm_kernel(kind: str) -> None:
+    """Choose how training-mode BN runs the formulas above: ``"eager"`` (default, no compiler
+    needed) or ``"compiled"`` (the same functions fused by ``torch.compile`` into one pass per
+    reduction; the first call of each shape compiles for a few seconds)."""
+    global _kernel
+    if kind not in ("eager", "compiled"):
+        raise ValueError(f"unknown batch norm kernel {kind!r}; choose 'eager' or 'compiled'")
+    if kind == "compiled" and kind not in _KERNELS:
+        _KERNELS[kind] = (torch.compile(batchnorm_forward), torch.compile(batchnorm_backward))
+    _kernel = kind
+
+
 class BatchNormFunction(torch.autograd.Function):
-    """Algorithm 1 forward and the paper's explicit gradients (Sec. 3), vectorized per channel.
+    """Algorithm 1 forward and the paper's explicit backward, not autograd over the forward.
 
     Returns (y, μ_B, σ²_B); the batch statistics are non-differentiable outputs used by the module
     to update the running estimates.
@@ -33,14 +98,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float):
-        dims = _reduce_dims(x.dim())
-        # μ_B = 1/m Σ x_i ;  σ²_B = 1/m Σ (x_i − μ_B)²   (biased: Algorithm 1)
-        var, mean = torch.var_mean(x, dim=dims, correction=0)
-        invstd = torch.rsqrt(var + eps)
-        # y_i = γ x̂_i + β with x̂_i = (x_i − μ_B)/√(σ²_B + ε), folded into one pass: y = a·x + b
-        scale = weight * invstd
-        shift = bias - mean * scale
-        y = torch.addcmul(_channel_view(shift, x.dim()), x, _channel_view(scale, x.dim()))
+        y, mean, var, invstd = _KERNELS[_kernel][0](x, weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
@@ -49,31 +107,8 @@ class BatchNormFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y: Tensor, _grad_mean, _grad_var):
         x, weight, mean, invstd = ctx.saved_tensors
-        nd, dims = x.dim(), _reduce_dims(x.dim())
-        m = x.numel() // x.size(1)
         grad_y = grad_y.contiguous(memory_format=_memory_format(x))
-        # The two per-channel sums every formula needs: Σ ∂ℓ/∂y_i and Σ ∂ℓ/∂y_i · x_i.
-        sum_dy = grad_y.sum(dims)
-        sum_dy_x = _channel_dot(grad_y, x)
-        sum_dy_xc = sum_dy_x - mean * sum_dy  # Σ ∂ℓ/∂y_i · (x_i − μ_B)
-        # ∂ℓ/∂x̂_i = ∂ℓ/∂y_i · γ
-        # ∂ℓ/∂σ²_B = Σ ∂ℓ/∂x̂_i · (x_i − μ_B) · (−1/2)(σ²_B + ε)^(−3/2)
-        grad_var = weight * sum_dy_xc * (-0.5) * invstd.pow(3)
-        # ∂ℓ/∂μ_B = Σ ∂ℓ/∂x̂_i · (−1/√(σ²_B + ε)) + ∂ℓ/∂σ²_B · Σ −2(x_i − μ_B)/m.
-        # The second sum is zero by the definition of μ_B, so only the first term remains.
-        grad_mean = -weight * invstd * sum_dy
-        # ∂ℓ/∂x_i = ∂ℓ/∂x̂_i/√(σ²_B + ε) + ∂ℓ/∂σ²_B · 2(x_i − μ_B)/m + ∂ℓ/∂μ_B/m,
-        # per channel an affine map of (∂ℓ/∂y_i, x_i): a·∂ℓ/∂y_i + b·x_i + c.
-        a = weight * invstd
-        b = grad_var * (2.0 / m)
-        c = grad_mean / m - b * mean
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.addcmul(_channel_view(c, nd), x, _channel_view(b, nd))
-            grad_x.addcmul_(grad_y, _channel_view(a, nd))
-        # ∂ℓ/∂γ = Σ ∂ℓ/∂y_i · x̂_i ;  ∂ℓ/∂β = Σ ∂ℓ/∂y_i
-        grad_weight = sum_dy_xc * invstd if ctx.needs_input_grad[1] else None
-        grad_bias = sum_dy if ctx.needs_input_grad[2] else None
+        grad_x, grad_weight, grad_bias = _KERNELS[_kernel][1](grad_y, x, weight, mean, invstd)
         return grad_x, grad_weight, grad_bias, None
 
 
@@ -81,19 +116,6 @@ def _memory_format(x: Tensor) -> torch.memory_format:
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
-
-
-def _channel_dot(a: Tensor, b: Tensor) -> Tensor:
-    """Σ over every dim but the channel of a·b, without materializing the product.
-
-    In NC... layout each (n, c) row is a contiguous run, so a batched dot (bmm of N·C rows)
-    reads both tensors once; channels-last puts C innermost, where a matrix-vector product does it.
-    """
-    n, c = a.shape[0], a.shape[1]
-    if b.is_contiguous() and a.is_contiguous():
-        rows = a.reshape(n * c, 1, -1), b.reshape(n * c, -1, 1)
-        return torch.bmm(*rows).view(n, c).sum(0)
-    return (a * b).sum(_reduce_dims(a.dim()))
 
 
 class _BatchNorm(nn.Module):
@@ -153,10 +175,15 @@ class _BatchNorm(nn.Module):
                              f"in input of shape {tuple(x.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        use_batch_stats = self.training or not self.track_running_stats
-        if not use_batch_stats:
-            return self._inference(x)
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            self._check_input(x)
+        if self.training or not self.track_running_stats:
+            return self._forward_batch_stats(x)
+        return self._inference(x)
+
+    @torch.jit.unused
+    def _forward_batch_stats(self, x: Tensor) -> Tensor:
+        """Algorithm 1 with this batch's statistics, updating the running estimates in training."""
         m = x.numel() // x.size(1)
         if m <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input of shape "
@@ -185,10 +212,10 @@ class _BatchNorm(nn.Module):
     def _inference(self, x: Tensor) -> Tensor:
         """Algorithm 2, line 11: y = γ/√(Var[x]+ε)·x + (β − γE[x]/√(Var[x]+ε)), plain tensor ops."""
         scale = torch.rsqrt(self.running_var + self.eps)
-        if self.affine:
+        if self.weight is not None:
             scale = self.weight * scale
         shift = -self.running_mean * scale
-        if self.affine:
+        if self.bias is not None:
             shift = shift + self.bias
         return x * _channel_view(scale, x.dim()).to(x.dtype) + _channel_view(shift, x.dim()).to(x.dtype)
 

@@ -1,0 +1,79 @@
+"""Every registered model: shapes, parameter counts from the papers, registry errors, backbones."""
+
+import pytest
+import torch
+
+import resnetlab
+from resnetlab import create_model, list_models
+
+PARAMS = {  # torchvision's and the paper's (Sec. 4.2: 0.27M ... 19.4M) counts
+    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
+    "resnet152": 60_192_808, "resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586,
+    "resnet56": 853_018, "resnet110": 1_727_962, "resnet1202": 19_421_274,
+    "plain20": 269_722, "plain32": 464_154, "plain44": 658_586, "plain56": 853_018, "plain110": 1_727_962,
+    "plain18": 11_515_688, "plain34": 21_623_848,  # no projection shortcuts
+}
+
+
+def test_registry_lists_every_paper_model():
+    assert set(list_models()) == set(PARAMS)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_every_model_builds_with_expected_parameters_and_runs(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7)
+    n_fc = model.fc.in_features * 7 + 7
+    default_fc = model.fc.in_features * (1000 if model.layer4 is not None else 10) + (1000 if model.layer4 is not None else 10)
+    assert sum(p.numel() for p in model.parameters()) == PARAMS[name] - default_fc + n_fc
+    assert getattr(resnetlab, name)().fc.out_features in (10, 1000)
+    size = 32 if model.layer4 is None else 64
+    x = torch.randn(2, 3, size, size)
+    model.train()
+    out = model(x)
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+def test_imagenet_stages_are_strides_4_8_16_32():
+    feats = resnetlab.resnet50().eval().forward_stages(torch.randn(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+    assert [f.shape[1] for f in feats] == [256, 512, 1024, 2048]
+
+
+def test_cifar_forward_features_and_in_channels():
+    model = resnetlab.resnet20(in_channels=1).eval()
+    assert model.forward_features(torch.randn(1, 1, 28, 28)).shape == (1, 64, 7, 7)
+    assert model.conv1.in_channels == 1 and model.default_input_size == (1, 32, 32)
+
+
+def test_any_6n_plus_2_depth():
+    model = create_model("resnet26")
+    assert [len(model.layer1), len(model.layer2), len(model.layer3)] == [4, 4, 4]
+    plain = resnetlab.cifar_resnet(8, residual=False)
+    assert all(b.downsample is None for b in plain.layer2)
+
+
+def test_paper_choices_are_arguments():
+    assert resnetlab.resnet20().layer2[0].downsample.__class__.__name__ == "ShortcutA"
+    assert isinstance(resnetlab.resnet20(shortcut="B").layer2[0].downsample, torch.nn.Sequential)
+    assert resnetlab.resnet50(stride_in_1x1=True).layer2[0].conv1.stride == (2, 2)
+    assert resnetlab.resnet50().layer2[0].conv2.stride == (2, 2)
+    z = resnetlab.resnet18(zero_init_residual=True)
+    assert not z.layer1[0].bn2.weight.any() and z.layer1[0].bn1.weight.all()
+
+
+@pytest.mark.parametrize("name", ["resnet21", "resnet19", "plain51", "vgg16", "resnet2"])
+def test_unknown_name_lists_choices(name):
+    with pytest.raises(ValueError, match="6n\\+2"):
+        create_model(name)
+
+
+def test_unknown_keyword_is_named():
+    with pytest.raises(TypeError, match="'num_clases'"):
+        create_model("resnet50", num_clases=10)
+    with pytest.raises(TypeError, match="'depth'"):
+        resnetlab.resnet18(depth=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        create_model("resnet20", num_classes=0)
+    with pytest.raises(ValueError, match="bottleneck"):
+        resnetlab.resnet18(stride_in_1x1=True)

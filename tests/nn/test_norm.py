@@ -1,0 +1,206 @@
+"""BatchNorm against the paper's formulas (NumPy), autograd (gradcheck) and torch.nn.BatchNorm."""
+
+import numpy as np
+import pytest
+import torch
+
+from resnetlab.nn import BatchNorm1d, BatchNorm2d, BatchNormFunction
+
+SHAPES = [(4, 3, 5, 5), (8, 16, 4, 4), (2, 5, 7, 3), (16, 4, 1, 1)]
+
+
+def paper_batchnorm_numpy(x, gamma, beta, dy, eps):
+    """Algorithm 1 and the backward formulas of Sec. 3, written out per channel in NumPy, each
+    term kept (including ∂ℓ/∂σ²_B · Σ −2(x_i − μ_B)/m, which is zero only analytically)."""
+    n, c = x.shape[:2]
+    xs = np.moveaxis(x, 1, 0).reshape(c, -1)  # channel-major: (C, m)
+    dys = np.moveaxis(dy, 1, 0).reshape(c, -1)
+    m = xs.shape[1]
+    y, dx = np.empty_like(xs), np.empty_like(xs)
+    dgamma, dbeta, mus, vars_ = (np.empty(c) for _ in range(4))
+    for k in range(c):
+        xi, dyi = xs[k], dys[k]
+        mu = xi.sum() / m
+        var = ((xi - mu) ** 2).sum() / m
+        xhat = (xi - mu) / np.sqrt(var + eps)
+        y[k] = gamma[k] * xhat + beta[k]
+        dxhat = dyi * gamma[k]
+        dvar = (dxhat * (xi - mu)).sum() * -0.5 * (var + eps) ** -1.5
+        dmu = (dxhat * -1 / np.sqrt(var + eps)).sum() + dvar * (-2 * (xi - mu)).sum() / m
+        dx[k] = dxhat / np.sqrt(var + eps) + dvar * 2 * (xi - mu) / m + dmu / m
+        dgamma[k], dbeta[k] = (dyi * xhat).sum(), dyi.sum()
+        mus[k], vars_[k] = mu, var
+    back = lambda t: np.moveaxis(t.reshape((c, n) + x.shape[2:]), 0, 1)  # noqa: E731
+    return back(y), back(dx), dgamma, dbeta, mus, vars_
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_numpy_paper_formulas(shape):
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal(shape) * 3 + 1, rng.standard_normal(shape)
+    gamma, beta = rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
+    y_ref, dx_ref, dg_ref, db_ref, mu_ref, var_ref = paper_batchnorm_numpy(x, gamma, beta, dy, 1e-5)
+
+    xt = torch.tensor(x, requires_grad=True)
+    gt, bt = torch.tensor(gamma, requires_grad=True), torch.tensor(beta, requires_grad=True)
+    y, mu, var = BatchNormFunction.apply(xt, gt, bt, 1e-5)
+    y.backward(torch.tensor(dy))
+    for got, ref in [(y, y_ref), (xt.grad, dx_ref), (gt.grad, dg_ref), (bt.grad, db_ref), (mu, mu_ref), (var, var_ref)]:
+        np.testing.assert_allclose(got.detach().numpy(), ref, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 3, 3), (5, 2, 2, 4), (6, 3)])
+def test_gradcheck_float64(shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    gamma = torch.rand(shape[1], dtype=torch.float64, requires_grad=True)
+    beta = torch.randn(shape[1], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: BatchNormFunction.apply(*a, 1e-5)[0], (x, gamma, beta))
+
+
+def _pair(cls, ref_cls, channels, **kwargs):
+    ours, ref = cls(channels, **kwargs).double(), ref_cls(channels, **kwargs).double()
+    if ours.affine:
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 1.5)
+            ours.bias.normal_()
+    ref.load_state_dict(ours.state_dict())
+    return ours, ref
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+@pytest.mark.parametrize("affine", [True, False])
+def test_matches_torch_batchnorm2d(shape, momentum, affine):
+    torch.manual_seed(1)
+    ours, ref = _pair(BatchNorm2d, torch.nn.BatchNorm2d, shape[1], momentum=momentum, affine=affine)
+    close = dict(rtol=1e-5, atol=1e-6)
+    for step in range(3):
+        x = (torch.randn(shape, dtype=torch.float64) * (step + 1) + step).requires_grad_()
+        x_ref = x.detach().clone().requires_grad_()
+        dy = torch.randn(shape, dtype=torch.float64)
+        y, y_ref = ours(x), ref(x_ref)
+        y.backward(dy)
+        y_ref.backward(dy)
+        torch.testing.assert_close(y, y_ref, **close)
+        torch.testing.assert_close(x.grad, x_ref.grad, **close)
+        if affine:
+            torch.testing.assert_close(ours.weight.grad, ref.weight.grad, **close)
+            torch.testing.assert_close(ours.bias.grad, ref.bias.grad, **close)
+        torch.testing.assert_close(ours.running_mean, ref.running_mean, **close)
+        torch.testing.assert_close(ours.running_var, ref.running_var, **close)
+        assert ours.num_batches_tracked == ref.num_batches_tracked
+    ours.eval(), ref.eval()
+    x = torch.randn(shape, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x), **close)
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (4, 6, 7)])
+def test_batchnorm1d_matches_torch(shape):
+    torch.manual_seed(2)
+    ours, ref = _pair(BatchNorm1d, torch.nn.BatchNorm1d, shape[1])
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    ours(x).sum().backward()
+    (ref(x_ref)).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+
+
+def test_without_running_stats_uses_batch_statistics_in_eval():
+    torch.manual_seed(3)
+    ours, ref = _pair(BatchNorm2d, torch.nn.BatchNorm2d, 4, track_running_stats=False)
+    ours.eval(), ref.eval()
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x))
+    assert ours.running_mean is None and "running_mean" not in ours.state_dict()
+
+
+def test_channels_last_matches_contiguous():
+    torch.manual_seed(4)
+    bn = BatchNorm2d(8)
+    x = torch.randn(4, 8, 6, 6)
+    dy = torch.randn_like(x)
+    x1, x2 = x.clone().requires_grad_(), x.to(memory_format=torch.channels_last).requires_grad_()
+    bn(x1).backward(dy)
+    y2 = bn(x2)
+    y2.backward(dy.to(memory_format=torch.channels_last))
+    assert y2.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_running_variance_is_unbiased():
+    """Var[x] uses m/(m−1)·σ²_B (Algorithm 2): with momentum 1 it is exactly the unbiased batch variance."""
+    x = torch.randn(6, 2, 3, 3, dtype=torch.float64)
+    bn = BatchNorm2d(2, momentum=1.0).double()
+    bn(x)
+    torch.testing.assert_close(bn.running_var, x.transpose(0, 1).reshape(2, -1).var(dim=1, unbiased=True))
+    torch.testing.assert_close(bn.running_mean, x.mean(dim=(0, 2, 3)))
+
+
+def test_momentum_none_is_cumulative_average():
+    torch.manual_seed(5)
+    bn = BatchNorm2d(3, momentum=None).double()
+    batches = [torch.randn(4, 3, 2, 2, dtype=torch.float64) * (i + 1) for i in range(5)]
+    for b in batches:
+        bn(b)
+    means = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches])
+    torch.testing.assert_close(bn.running_mean, means.mean(0))
+
+
+def test_state_dict_interchanges_with_torch():
+    ours, theirs = BatchNorm2d(7), torch.nn.BatchNorm2d(7)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    theirs(torch.randn(4, 7, 3, 3))
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    assert torch.equal(ours.running_var, theirs.running_var)
+
+
+def test_one_value_per_channel_in_training_is_a_clear_error():
+    bn = BatchNorm2d(3)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(torch.randn(1, 3, 1, 1))
+    bn.eval()
+    assert bn(torch.randn(1, 3, 1, 1)).shape == (1, 3, 1, 1)
+
+
+def test_wrong_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="got 4 channels"):
+        BatchNorm2d(3)(torch.randn(2, 4, 2, 2))
+    with pytest.raises(ValueError, match="expects a 4D input"):
+        BatchNorm2d(3)(torch.randn(2, 3))
+
+
+def test_eval_mode_scripts_and_traces():
+    bn = BatchNorm2d(3)
+    bn(torch.randn(4, 3, 5, 5) + 2)
+    bn.eval()
+    x = torch.randn(2, 3, 5, 5)
+    torch.testing.assert_close(torch.jit.script(bn)(x), bn(x))
+    torch.testing.assert_close(torch.jit.trace(bn, x)(x), bn(x))
+
+
+@pytest.mark.slow
+def test_compiled_kernel_matches_eager_formulas():
+    """The compiled kernel is the same functions fused: it must agree with the eager reference."""
+    from resnetlab.nn import set_batchnorm_kernel
+
+    torch.manual_seed(6)
+    x = torch.randn(8, 6, 5, 5) * 2 + 3
+    dy = torch.randn_like(x)
+    grads = []
+    for kind in ("eager", "compiled"):
+        set_batchnorm_kernel(kind)
+        try:
+            bn = BatchNorm2d(6)
+            xi = x.clone().requires_grad_()
+            y = bn(xi)
+            y.backward(dy)
+            grads.append((y.detach(), xi.grad, bn.weight.grad, bn.running_var.clone()))
+        finally:
+            set_batchnorm_kernel("eager")
+    for eager, compiled in zip(*grads):
+        torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="eager"):
+        set_batchnorm_kernel("fast")

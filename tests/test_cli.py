@@ -1,0 +1,44 @@
+"""The command line: listing, summaries, one-line errors with the right exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from resnetlab.cli import main
+
+
+def test_models_lists_registry(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out.split()
+    assert "resnet50" in out and "resnet1202" in out and "plain110" in out
+
+
+def test_summary_defaults_to_model_input_size(capsys):
+    assert main(["summary", "resnet20"]) == 0
+    out = capsys.readouterr().out
+    assert "[-1, 16, 32, 32]" in out and "Total params: 269,722" in out
+
+
+def test_summary_with_input_size(capsys):
+    assert main(["summary", "resnet50", "--input-size", "3", "224", "224"]) == 0
+    assert "Total params: 25,557,032" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,code,msg", [
+    (["summary", "resnet21"], 1, "6n+2"),
+    (["summary", "resnet20", "--input-size", "3", "32"], 2, "--input-size"),
+    (["bogus"], 2, "invalid choice"),
+    (["summary"], 2, "model"),
+])
+def test_errors_are_one_line(argv, code, msg):
+    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", *argv], capture_output=True, text=True)
+    assert proc.returncode == code
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("resnetlab: error: ") and msg in lines[0]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["summary", "--help"], ["models", "--help"]])
+def test_help(argv):
+    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", *argv], capture_output=True, text=True)
+    assert proc.returncode == 0 and "usage:" in proc.stdout
