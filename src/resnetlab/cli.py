@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +37,95 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .train import TrainConfig, TrainingInterrupted, fit, make_config
+    from .train.loop import NonFiniteLoss
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
+    if "milestones" in given:
+        given["milestones"] = tuple(given["milestones"])
+    if args.resume:
+        path = Path(args.resume) / "config.json"
+        if not path.is_file():
+            raise ValueError(f"--resume {args.resume}: no config.json there (is it a run folder?)")
+        config = TrainConfig.from_json(json.loads(path.read_text())["config"])
+        saved = json.loads(json.dumps(config.to_json()))
+        clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in given.items()
+                 if json.loads(json.dumps(v)) != saved[k]]
+        if clash:
+            raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)}")
+    else:
+        recipe = given.pop("recipe", "paper-cifar")
+        if "out" not in given:
+            import time
+
+            given["out"] = f"runs/{given.get('model', TrainConfig.model)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config = make_config(recipe, **given)
+    try:
+        final = fit(config, resume=bool(args.resume))
+    except TrainingInterrupted as e:
+        print(f"resnetlab: {e}", file=sys.stderr)
+        return 130
+    except NonFiniteLoss as e:
+        print(f"resnetlab: error: {e}", file=sys.stderr)
+        return 1
+    summary_line = ", ".join(f"{k} {100 * final[k]:.2f}%" for k in ("train_error", "val_error", "test_error")
+                             if final.get(k) is not None)
+    print(f"final: {summary_line}; outputs in {config.out} (curves.png, metrics.csv, checkpoints/last)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .train.report import evaluate_checkpoint
+
+    evaluate_checkpoint(args.checkpoint, args.data, args.device)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .train.report import predict_images
+
+    predict_images(args.checkpoint, args.images, args.top, args.device)
+    return 0
+
+
+def _train_parser(commands) -> None:
+    p = commands.add_parser("train", help="train a model", argument_default=argparse.SUPPRESS,
+                            description="Train a ResNet. Flags override the recipe's fields; every output goes to --out.")
+    p.add_argument("--model", help="registry name (default resnet20)")
+    p.add_argument("--data", help="default | cifar10:PATH | npz:PATH | folder:PATH (default: the embedded digits)")
+    p.add_argument("--subset", type=int, metavar="N", help="train on the first N training images")
+    p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation (paper: 5000)")
+    p.add_argument("--image-size", type=int, metavar="PX", help="side for image folders (default: the model's)")
+    p.add_argument("--recipe", help="paper-cifar (default) | cosine")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N")
+    budget.add_argument("--iterations", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
+    p.add_argument("--momentum", type=float, metavar="X")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction)
+    p.add_argument("--weight-decay", type=float, metavar="X")
+    p.add_argument("--schedule", choices=["step", "cosine"])
+    p.add_argument("--milestones", type=float, nargs="+", metavar="F", help="step schedule, fractions of all iterations")
+    p.add_argument("--warmup-iterations", type=int, metavar="N")
+    p.add_argument("--warmup-lr", type=float, metavar="X", help="constant lr until training error < 80%%")
+    p.add_argument("--label-smoothing", type=float, metavar="X")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, metavar="N")
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--save-every", type=int, metavar="N", help="iterations between checkpoints (default: each epoch)")
+    p.add_argument("--keep-checkpoints", type=int, metavar="N")
+    p.add_argument("--weights", metavar="FILE", help="initialize from a resnetlab checkpoint or a torchvision state_dict")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR with its config")
+    p.set_defaults(func=cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnetlab", description="Residual networks and batch normalization, from their papers.")
     parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
@@ -52,6 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input size (default: 3 224 224 for ImageNet nets, 3 32 32 for CIFAR nets)")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
     p.set_defaults(func=cmd_summary)
+
+    _train_parser(commands)
+
+    p = commands.add_parser("eval", help="evaluate a trained model",
+                            description="Test error, per-class accuracy and confusion matrix (also confusion.png).")
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--data", help="as for train (default: the run's own data)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_eval)
+
+    p = commands.add_parser("predict", help="classify images", description="Top classes with probabilities.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=5, metavar="K")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -59,9 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OSError) as e:
         print(f"resnetlab: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("resnetlab: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

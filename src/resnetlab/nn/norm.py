@@ -98,18 +98,23 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float):
-        y, mean, var, invstd = _KERNELS[_kernel][0](x, weight, bias, eps)
+        # Reduced-precision inputs (bf16 autocast) are normalized with float32 statistics.
+        y, mean, var, invstd = _KERNELS[_kernel][0](_upcast(x), weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.mark_non_differentiable(mean, var)
-        return y, mean, var
+        return y.to(x.dtype), mean, var
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: Tensor, _grad_mean, _grad_var):
         x, weight, mean, invstd = ctx.saved_tensors
-        grad_y = grad_y.contiguous(memory_format=_memory_format(x))
-        grad_x, grad_weight, grad_bias = _KERNELS[_kernel][1](grad_y, x, weight, mean, invstd)
-        return grad_x, grad_weight, grad_bias, None
+        grad_y = _upcast(grad_y).contiguous(memory_format=_memory_format(x))
+        grad_x, grad_weight, grad_bias = _KERNELS[_kernel][1](grad_y, _upcast(x), weight, mean, invstd)
+        return grad_x.to(x.dtype), grad_weight, grad_bias, None
+
+
+def _upcast(t: Tensor) -> Tensor:
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 def _memory_format(x: Tensor) -> torch.memory_format:

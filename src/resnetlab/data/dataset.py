@@ -1,0 +1,75 @@
+"""A classification dataset held whole as uint8 tensors, as airbench does: no per-image loader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Images as uint8 (N, C, H, W), labels as int64 (N,). Absent splits are ``None``."""
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    class_names: tuple[str, ...]
+    flip: bool = True  # horizontal flips preserve the class (natural images); not for digits
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
+    x_test: Tensor | None = None
+    y_test: Tensor | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    def subset(self, n: int | None) -> "ImageData":
+        """Only the first ``n`` training images (the rest of the training set is dropped)."""
+        if n is None:
+            return self
+        if n < 1 or n > len(self.y_train):
+            raise ValueError(f"--subset {n}: the training set of {self.name} has {len(self.y_train)} images; "
+                             f"choose 1..{len(self.y_train)}")
+        return replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
+
+    def split_validation(self, n: int) -> "ImageData":
+        """Hold ``n`` training images out for validation, chosen by a fixed permutation (seed 0) so
+        that every run and seed sees the same split; the paper uses 45k/5k on CIFAR-10 (Sec. 4.2)."""
+        if not n:
+            return self
+        if n < 0 or n >= len(self.y_train):
+            raise ValueError(f"--val-split {n}: must be between 1 and {len(self.y_train) - 1} "
+                             f"(the training set has {len(self.y_train)} images)")
+        perm = torch.from_numpy(np.random.default_rng(0).permutation(len(self.y_train)))
+        val, train = perm[:n].sort().values, perm[n:].sort().values
+        return replace(self, x_train=self.x_train[train], y_train=self.y_train[train],
+                       x_val=self.x_train[val], y_val=self.y_train[val])
+
+
+def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images, on the [0, 1] scale."""
+    x = x.to(torch.float64).div_(255).transpose(0, 1).reshape(x.shape[1], -1)
+    return x.mean(1).tolist(), x.std(1).tolist()
+
+
+def check_arrays(name: str, x: np.ndarray, y: np.ndarray, num_classes: int | None, where: str) -> None:
+    """Shapes, dtypes and label range of (N, H, W, C) uint8 images and (N,) integer labels."""
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise ValueError(f"{where}: {name} images must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{where}: {name} labels must be {len(x)} integers, got {y.dtype} {y.shape}")
+    if num_classes is not None and len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{where}: {name} labels must be in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+
+
+def from_hwc(x: np.ndarray) -> Tensor:
+    """(N, H, W, C) uint8 → contiguous (N, C, H, W) uint8 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))

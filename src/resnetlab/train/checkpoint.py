@@ -1,0 +1,122 @@
+"""Checkpoints that survive a crash: each is a folder ``checkpoints/<iteration>/`` written under a
+temporary name and renamed into place, with ``last`` and ``best`` symlinks swapped by an atomic
+rename. Only safetensors and JSON are read back: loading never unpickles anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+MODEL, STATE, META = "model.safetensors", "state.safetensors", "state.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, write) -> None:
+    write(path)
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _point(root: Path, name: str, target: str) -> None:
+    """Swap the symlink ``root/name`` to ``target`` atomically."""
+    tmp = root / f".{name}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, root / name)
+
+
+def save_checkpoint(root: Path, iteration: int, model_state: dict, tensors: dict, meta: dict,
+                    best: bool = False, keep: int = 3) -> Path:
+    """Write ``root/<iteration>/`` atomically, point ``last`` (and ``best``) at it, prune old ones."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / str(iteration)
+    tmp = root / f".tmp-{iteration}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    _write(tmp / MODEL, lambda p: save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, p))
+    _write(tmp / STATE, lambda p: save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, p))
+    _write(tmp / META, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    _fsync_dir(tmp)
+    if final.exists():  # the same iteration saved again (e.g. after a resume): replace it whole
+        old = root / f".old-{iteration}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    _point(root, "last", final.name)
+    if best:
+        _point(root, "best", final.name)
+    _fsync_dir(root)
+    _prune(root, keep)
+    return final
+
+
+def _prune(root: Path, keep: int) -> None:
+    pinned = {os.readlink(root / p) for p in ("last", "best") if (root / p).is_symlink()}
+    numbered = sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    for p in numbered[:-keep] if keep > 0 else numbered:
+        if p.name not in pinned:
+            shutil.rmtree(p)
+    for p in root.glob(".tmp-*"):  # left by a process killed while writing
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint folder from a run folder (its ``last``), a ``checkpoints/`` folder, a checkpoint
+    folder or a ``model.safetensors`` file inside one."""
+    path = Path(path)
+    if path.is_file() and path.name == MODEL:
+        path = path.parent
+    for candidate in (path / "checkpoints" / "last", path / "last", path):
+        if (candidate / META).exists() or (candidate / MODEL).exists():
+            return candidate.resolve()
+    raise ValueError(f"{path}: no checkpoint here (expected a run folder with checkpoints/last, or a folder "
+                     f"holding {MODEL}, {STATE} and {META})")
+
+
+def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict, dict, dict]:
+    """(model state_dict, other tensors, metadata) of a checkpoint; a clear error if incomplete."""
+    folder = resolve(path)
+    try:
+        meta = json.loads((folder / META).read_text())
+        model_state = load_file(folder / MODEL)
+        other = load_file(folder / STATE) if tensors else {}
+    except (OSError, json.JSONDecodeError, SafetensorError) as e:
+        raise ValueError(f"checkpoint {folder} is incomplete or corrupt ({type(e).__name__}: {e}); "
+                         f"use an earlier one from {folder.parent}") from None
+    return model_state, other, meta
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a resnetlab checkpoint, a .safetensors file, or a torchvision .pth file
+    (read with ``weights_only=True``: tensors only, never arbitrary objects)."""
+    path = Path(path)
+    if path.is_dir() or path.name == MODEL:
+        return read_checkpoint(path, tensors=False)[0]
+    if not path.is_file():
+        raise ValueError(f"--weights {path}: no such file or checkpoint folder")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"--weights {path}: not a readable state_dict ({type(e).__name__}: {e})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"--weights {path}: expected a state_dict (a dict of tensors)")
+    return state

@@ -1,0 +1,108 @@
+"""Training configuration: one frozen dataclass, recipes as named sets of its fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "resnet20"  # a registry name (resnetlab models)
+    data: str = "default"  # default | cifar10:PATH | npz:PATH | folder:PATH
+    subset: int | None = None  # train on the first N training images only
+    val_split: int = 0  # training images held out for validation (paper: 5,000 of 50,000)
+    image_size: int | None = None  # side in pixels for image folders; default: the model's input size
+    recipe: str = "paper-cifar"  # the named recipe these fields started from
+    epochs: int | None = None  # passes over the training set (exclusive with iterations)
+    iterations: int | None = None  # SGD steps in all (paper: 64,000)
+    batch_size: int = 128  # images per step
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4  # L2 on every parameter, as in the paper
+    schedule: str = "step"  # step: lr/10 at each milestone | cosine: to 0 after a linear warm-up
+    milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule, fractions of all iterations (32k, 48k of 64k)
+    warmup_iterations: int = 0  # cosine: linear warm-up steps from 0 to lr
+    warmup_lr: float | None = None  # constant lr until training error < warmup_error (paper, ResNet-110: 0.01)
+    warmup_error: float = 0.8  # the training error (fraction) that ends the constant warm-up
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads for PyTorch; default: PyTorch's choice
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    save_every: int | None = None  # iterations between checkpoints; default: every epoch
+    keep_checkpoints: int = 3  # newest numbered checkpoints kept (best and last always kept)
+    weights: str | None = None  # initial weights: a resnetlab checkpoint or a torchvision state_dict file
+    out: str = "runs/run"  # the run folder
+
+    def __post_init__(self):
+        if (self.epochs is None) == (self.iterations is None):
+            raise ValueError("give exactly one of epochs and iterations")
+        for name in ("epochs", "iterations", "batch_size", "subset", "save_every", "threads", "image_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        choices = {"schedule": ("step", "cosine"), "device": ("auto", "cpu", "cuda"), "precision": ("fp32", "bf16")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        if "milestones" in d:
+            d = {**d, "milestones": tuple(d["milestones"])}
+        return cls(**d)
+
+    def __str__(self) -> str:
+        return "\n".join(f"  {k:<18} {json.dumps(v)}" for k, v in self.to_json().items())
+
+
+# Recipes: named starting points; any field can be overridden after them.
+RECIPES: dict[str, dict] = {
+    # He et al. 2015, Sec. 4.2: SGD with momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided
+    # by 10 at 32k and 48k iterations, stopping at 64k; 45k/5k train/val split in the paper's tuning.
+    "paper-cifar": dict(iterations=64_000, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
+                        schedule="step", milestones=(0.5, 0.75)),
+    # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
+    "cosine": dict(epochs=30, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                   schedule="cosine", warmup_iterations=200, label_smoothing=0.1),
+}
+
+
+def _depth(model: str) -> int:
+    match = re.search(r"(\d+)$", model)
+    return int(match.group(1)) if match else 0
+
+
+def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
+    """A recipe's fields with ``overrides`` on top; ``epochs`` and ``iterations`` replace each other."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise TypeError(f"unknown config field(s) {', '.join(sorted(unknown))}")
+    values = {**RECIPES[recipe], "recipe": recipe}
+    if "epochs" in overrides:
+        values["iterations"] = None
+    if "iterations" in overrides:
+        values["epochs"] = None
+    values.update(overrides)
+    model = values.get("model", TrainConfig.model)
+    if recipe == "paper-cifar" and _depth(model) >= 110 and "warmup_lr" not in overrides:
+        # Sec. 4.2: for ResNet-110, lr 0.01 warms up training until its error is below 80%.
+        values["warmup_lr"] = 0.01
+    if "milestones" in values:
+        values["milestones"] = tuple(values["milestones"])
+    return TrainConfig(**values)

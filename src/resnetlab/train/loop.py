@@ -1,0 +1,207 @@
+"""The training loop, readable top to bottom: ``fit(config)`` trains and returns the final metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..data import generator, pad_crop_flip
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .evaluate import autocast, error_rate, predict
+from .metrics import plot_curves, write_metrics
+from .setup import (Log, build_model, graceful_interrupt, model_input_size, normalizer, prepare_data, provenance,
+                    resolve_device, write_json)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite: training diverged."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: a checkpoint was saved before stopping."""
+
+
+def learning_rate(config: TrainConfig, iteration: int, total: int, warming_up: bool) -> float:
+    if warming_up:  # Sec. 4.2 (ResNet-110): a small constant lr until training error < 80%
+        return config.warmup_lr
+    if config.schedule == "step":  # lr / 10 at each milestone (32k and 48k of 64k in the paper)
+        return config.lr * 0.1 ** sum(iteration >= round(m * total) for m in config.milestones)
+    w = config.warmup_iterations
+    if iteration < w:
+        return config.lr * (iteration + 1) / w
+    return 0.5 * config.lr * (1 + math.cos(math.pi * (iteration - w) / max(1, total - w)))
+
+
+def fit(config: TrainConfig, resume: bool = False) -> dict:
+    """Train ``config.model`` on ``config.data``; write config, log, metrics, curves and checkpoints
+    under ``config.out``; continue from its last checkpoint when ``resume``. Returns the last record."""
+    out = Path(config.out)
+    if not resume and (out / "checkpoints").exists():
+        raise ValueError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    log = Log(out / "train.log")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+
+    # Data, model, optimizer.
+    image_size = config.image_size or model_input_size(config.model)
+    prep = prepare_data(config, image_size)
+    data, normalize = prep.data, normalizer(prep.mean, prep.std, device)
+    model = build_model(config, data, log).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    n_train = len(data.y_train)
+    batch_size = min(config.batch_size, n_train)
+    steps_per_epoch = n_train // batch_size  # the last partial batch is dropped: every step sees a full batch
+    total = config.iterations or config.epochs * steps_per_epoch
+    n_epochs = math.ceil(total / steps_per_epoch)
+
+    # Where the run stands; a checkpoint restores all of it.
+    state = dict(iteration=0, epoch=0, step=0, loss_sum=0.0, errors=0, seen=0, elapsed_s=0.0,
+                 best_val_error=None, warmup_done=config.warmup_lr is None, error_ema=1.0, metrics=[])
+    if resume:
+        state = restore(out, model, optimizer, config)
+        log(f"resumed {out} at iteration {state['iteration']}")
+    else:
+        write_json(out / "config.json", {"config": config.to_json(), "command": sys.argv,
+                                         "provenance": provenance(device)})
+    log(f"resnetlab {config.model} on {data.name}: {n_train} training images, "
+        f"{0 if data.y_val is None else len(data.y_val)} validation, "
+        f"{0 if data.y_test is None else len(data.y_test)} test; {total} iterations "
+        f"({n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads")
+    log(f"config:\n{config}")
+
+    def save(best: bool = False) -> None:
+        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never save a diverged model
+            raise NonFiniteLoss(f"the weights are not finite at iteration {state['iteration']}: training "
+                                f"diverged (try a lower --lr); the last good checkpoint is kept in {out / 'checkpoints'}")
+        elapsed = state["elapsed_s"] + time.perf_counter() - started
+        meta = {**state, "elapsed_s": elapsed, "config": config.to_json(), "model": config.model,
+                "num_classes": data.num_classes, "in_channels": data.image_shape[0], "image_size": data.image_shape[-1],
+                "class_names": list(data.class_names), "normalization": {"mean": prep.mean, "std": prep.std}}
+        tensors = {"rng.torch": torch.get_rng_state()}
+        for i, s in optimizer.state_dict()["state"].items():
+            tensors.update({f"optimizer.{i}.{k}": v for k, v in s.items() if isinstance(v, torch.Tensor)})
+        ckpt.save_checkpoint(out / "checkpoints", state["iteration"], model.state_dict(), tensors, meta,
+                             best=best, keep=config.keep_checkpoints)
+        saved["iteration"] = state["iteration"]
+
+    def end_epoch(lr: float) -> None:
+        record = {"epoch": state["epoch"] + 1, "iteration": state["iteration"],
+                  "train_loss": state["loss_sum"] / max(1, state["seen"]), "train_error": state["errors"] / max(1, state["seen"]),
+                  "val_error": None, "test_error": None, "lr": lr}
+        for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
+            if y is not None:
+                record[f"{split}_error"] = error_rate(predict(model, x, normalize, device, config.precision), y)
+        record["time_s"] = round(state["elapsed_s"] + time.perf_counter() - started, 3)
+        state["metrics"].append(record)
+        write_metrics(out, state["metrics"])
+        plot_curves(out / "curves.png", {config.model: state["metrics"]}, title=f"{config.model} on {data.name}")
+        log(" ".join([f"epoch {record['epoch']}/{n_epochs}", f"iter {record['iteration']}",
+                      f"loss {record['train_loss']:.4f}", f"train {100 * record['train_error']:.2f}%"]
+                     + [f"{s} {100 * record[f'{s}_error']:.2f}%" for s in ("val", "test") if record[f"{s}_error"] is not None]
+                     + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]))
+        improved = record["val_error"] is not None and (state["best_val_error"] is None
+                                                        or record["val_error"] < state["best_val_error"])
+        if improved:
+            state["best_val_error"] = record["val_error"]
+        state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, errors=0, seen=0)
+        if config.save_every is None or improved:  # best is chosen on validation error only, never test
+            save(best=improved)
+
+    saved = {"iteration": state["iteration"] if resume else -1}
+    diverged = False
+    started = time.perf_counter()
+    lr = learning_rate(config, state["iteration"], total, not state["warmup_done"])
+    try:
+        with graceful_interrupt() as interrupt:
+            while state["iteration"] < total and not interrupt["requested"]:
+                epoch = state["epoch"]
+                perm = torch.randperm(n_train, generator=generator(config.seed, 0, epoch))
+                steps = min(steps_per_epoch, state["step"] + total - state["iteration"])
+                bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
+                           disable=not sys.stdout.isatty(), dynamic_ncols=True)
+                tick = time.perf_counter()
+                for step in range(state["step"], steps):
+                    # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
+                    idx = perm[step * batch_size:(step + 1) * batch_size]
+                    x = pad_crop_flip(data.x_train[idx], 4, data.flip, generator(config.seed, 1, epoch, step))
+                    x, y = normalize(x), data.y_train[idx].to(device)
+                    lr = learning_rate(config, state["iteration"], total, not state["warmup_done"])
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    model.train()
+                    with autocast(device, config.precision):
+                        logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    if not torch.isfinite(loss):
+                        raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
+                                            f"training diverged (try a lower --lr); the last good checkpoint "
+                                            f"is kept in {out / 'checkpoints'}")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+
+                    errors = int((logits.argmax(1) != y).sum())
+                    state["loss_sum"] += loss.item() * len(y)
+                    state["errors"] += errors
+                    state["seen"] += len(y)
+                    state["iteration"] += 1
+                    state["step"] = step + 1
+                    state["error_ema"] = 0.9 * state["error_ema"] + 0.1 * errors / len(y)
+                    if not state["warmup_done"] and state["error_ema"] < config.warmup_error:
+                        state["warmup_done"] = True
+                        log(f"warm-up done at iteration {state['iteration']} (training error < "
+                            f"{100 * config.warmup_error:.0f}%): lr {config.lr}")
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
+                                    err=f"{100 * state['errors'] / state['seen']:.1f}%", lr=f"{lr:.3g}",
+                                    ips=f"{state['seen'] / (time.perf_counter() - tick):.0f}", refresh=False)
+                    if config.save_every and state["iteration"] % config.save_every == 0:
+                        save()
+                    if interrupt["requested"]:
+                        break
+                bar.close()
+                if state["step"] == steps_per_epoch or state["iteration"] == total:
+                    end_epoch(lr)
+            if interrupt["requested"]:
+                raise TrainingInterrupted(f"interrupted at iteration {state['iteration']}; "
+                                          f"continue with: resnetlab train --resume {out}")
+    except NonFiniteLoss:
+        diverged = True
+        raise
+    finally:
+        if not diverged and saved["iteration"] != state["iteration"] and state["iteration"] > 0:
+            save()
+    final = state["metrics"][-1] if state["metrics"] else {}
+    log(f"done: {out}")
+    return final
+
+
+def restore(out: Path, model, optimizer, config: TrainConfig) -> dict:
+    """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``."""
+    if not (out / "checkpoints" / "last").exists():
+        raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/last is missing)")
+    model_state, tensors, meta = ckpt.read_checkpoint(out)
+    if meta["config"] != json.loads(json.dumps(config.to_json())):
+        raise ValueError(f"--resume {out}: the checkpoint was made with another configuration")
+    model.load_state_dict(model_state, strict=True)
+    opt_state = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, i, name = key.split(".", 2)
+            opt_state.setdefault(int(i), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": optimizer.state_dict()["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    keys = ("iteration", "epoch", "step", "loss_sum", "errors", "seen", "elapsed_s", "best_val_error",
+            "warmup_done", "error_ema", "metrics")
+    return {k: meta[k] for k in keys}

@@ -1,0 +1,112 @@
+"""What ``resnetlab eval`` and ``resnetlab predict`` print and draw for a trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import load_data
+from ..data.folder import load_image
+from .checkpoint import resolve
+from .evaluate import confusion_matrix, predict
+from .model_io import load_checkpoint
+from .setup import normalizer, resolve_device
+
+
+def _load(path: str, device_name: str):
+    model, meta = load_checkpoint(path)
+    device = resolve_device(device_name)
+    model.to(device)
+    norm = meta["normalization"]
+    return model, meta, device, normalizer(norm["mean"], norm["std"], device)
+
+
+def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "auto") -> dict:
+    """Test error, per-class accuracy and the confusion matrix; draws ``confusion.png`` beside the checkpoint's run."""
+    model, meta, device, normalize = _load(path, device_name)
+    spec = data_spec or meta["config"]["data"]
+    data = load_data(spec, meta["image_size"])
+    if data.y_test is None:
+        raise ValueError(f"--data {spec}: has no test split to evaluate on")
+    if data.image_shape != (meta["in_channels"], meta["image_size"], meta["image_size"]) or data.num_classes != meta["num_classes"]:
+        raise ValueError(f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model "
+                         f"was trained on {meta['num_classes']} classes of {meta['in_channels']}x{meta['image_size']}²")
+    precision = meta["config"].get("precision", "fp32")
+    pred = predict(model, data.x_test, normalize, device, precision).argmax(1)
+    cm = confusion_matrix(pred, data.y_test, data.num_classes)
+    names = meta["class_names"]
+    error = 1 - cm.diag().sum().item() / cm.sum().item()
+    per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float()).tolist()
+    print(f"{resolve(path)} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images")
+    print(f"test error: {100 * error:.2f}%")
+    print("per-class accuracy:")
+    for name, acc in zip(names, per_class):
+        print(f"  {name:>12} {100 * acc:6.2f}%")
+    width = max(5, max(len(str(v)) for v in cm.flatten().tolist()) + 1)
+    print("confusion matrix (rows: true, columns: predicted):")
+    print(" " * 13 + "".join(f"{n[:width - 1]:>{width}}" for n in names))
+    for name, row in zip(names, cm.tolist()):
+        print(f"  {name:>10} " + "".join(f"{v:>{width}}" for v in row))
+    out = _run_folder(path) / "confusion.png"
+    _plot_confusion(out, cm.numpy(), names, error)
+    print(f"confusion matrix drawn in {out}")
+    return {"test_error": error, "per_class_accuracy": dict(zip(names, per_class)), "confusion": cm.tolist()}
+
+
+def _run_folder(path: str) -> Path:
+    folder = resolve(path)
+    run = folder.parent.parent if folder.parent.name == "checkpoints" else folder
+    return run if os.access(run, os.W_OK) else Path.cwd()
+
+
+def _plot_confusion(path: Path, cm: np.ndarray, names: list[str], error: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=120)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"test error {100 * error:.2f}%")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def predict_images(path: str, images: list[str], top: int = 5, device_name: str = "auto") -> list[list[tuple[str, float]]]:
+    """The ``top`` classes and probabilities for each image file."""
+    model, meta, device, normalize = _load(path, device_name)
+    size, channels, names = meta["image_size"], meta["in_channels"], meta["class_names"]
+    batch = []
+    for image in images:
+        if not Path(image).is_file():
+            raise ValueError(f"{image}: no such image file")
+        try:
+            pixels = load_image(Path(image), size)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{image}: not a readable image ({type(e).__name__})") from None
+        if channels == 1:
+            pixels = pixels.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        batch.append(torch.from_numpy(pixels).permute(2, 0, 1))
+    probs = predict(model, torch.stack(batch), normalize, device).softmax(1)
+    k = min(top, len(names))
+    results = []
+    for image, p in zip(images, probs):
+        values, indices = p.topk(k)
+        results.append([(names[i], v) for i, v in zip(indices.tolist(), values.tolist())])
+        print(image)
+        for name, v in results[-1]:
+            print(f"  {100 * v:6.2f}%  {name}")
+    return results

@@ -1,0 +1,151 @@
+"""What a run needs before its first step: device, data, model, provenance, a log, Ctrl-C handling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..version import __version__
+from ..data import ImageData, channel_stats, load_data
+from ..models import create_model
+from .checkpoint import load_state_dict_file
+from .config import TrainConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu or auto")
+    return torch.device(name)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: torch.device) -> dict:
+    """Where a result came from: versions, git commit, hardware, threads."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"resnetlab": __version__, "git_commit": commit, "torch": torch.__version__, "python": platform.python_version(),
+            "cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "threads": torch.get_num_threads(), "device": str(device)}
+
+
+class Log:
+    """Print to the console and append the same line to ``train.log``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, message: str = "") -> None:
+        print(message, flush=True)
+        with open(self.path, "a") as f:
+            f.write(message + "\n")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    data: ImageData
+    mean: list[float]  # per-channel, [0, 1] scale, from the training images
+    std: list[float]
+
+
+def prepare_data(config: TrainConfig, image_size: int) -> Prepared:
+    data = load_data(config.data, image_size).subset(config.subset).split_validation(config.val_split)
+    mean, std = channel_stats(data.x_train)
+    return Prepared(data, mean, [max(s, 1e-3) for s in std])
+
+
+def model_input_size(name: str) -> int:
+    """The side a model was designed for (224 ImageNet, 32 CIFAR), built on the meta device (free)."""
+    with torch.device("meta"):
+        return create_model(name).default_input_size[-1]
+
+
+def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, num_classes=data.num_classes, in_channels=data.image_shape[0])
+    if config.weights:
+        load_pretrained(model, config.weights, log)
+    return model
+
+
+def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
+    """Initialize from a checkpoint or torchvision state_dict; a classifier of another size is replaced."""
+    state = load_state_dict_file(path)
+    own = model.state_dict()
+    if "fc.weight" in state and state["fc.weight"].shape != own["fc.weight"].shape:
+        log(f"weights: replacing the classifier ({state['fc.weight'].shape[0]} -> {own['fc.weight'].shape[0]} classes)")
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+    missing = [k for k in own if k not in state and not k.startswith("fc.")]
+    unexpected = [k for k in state if k not in own]
+    if wrong or missing or unexpected:
+        detail = (wrong or [f"missing {k}" for k in missing] or [f"unexpected {k}" for k in unexpected])[:3]
+        raise ValueError(f"--weights {path} does not fit {type(model).__name__} {getattr(model, 'name', '')}: "
+                         f"{'; '.join(detail)} (is it the same architecture and input channels?)")
+    model.load_state_dict(state, strict=False)
+    log(f"weights: loaded {len(state)} tensors from {path}")
+
+
+def normalizer(mean: list[float], std: list[float], device: torch.device):
+    """uint8 (N, C, H, W) → float32 normalized per channel, on ``device``."""
+    scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(1, -1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=device).view(1, -1, 1, 1)
+
+    def normalize(x: Tensor) -> Tensor:
+        return torch.addcmul(shift, x.to(device, non_blocking=True).float(), scale)
+
+    return normalize
+
+
+@contextlib.contextmanager
+def graceful_interrupt():
+    """Turn the first Ctrl-C into a flag the loop checks between steps (so a checkpoint is never
+    taken mid-update); a second Ctrl-C interrupts at once."""
+    state = {"requested": False}
+    if sys.platform == "win32" or not _main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["requested"]:
+            raise KeyboardInterrupt
+        state["requested"] = True
+        print("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)", flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1))

@@ -1,0 +1,36 @@
+"""Shared fixtures: small learnable datasets written in the formats users bring."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+CIFAR_NPZ = pathlib.Path(__file__).parents[1].parent / "shared" / "data" / "cifar10" / "cifar10.npz"
+
+
+def synthetic_images(n: int, size: int = 16, classes: int = 4, seed: int = 0):
+    """Images whose class sets a coloured square's position and tint: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
+    half = size // 2
+    for i, c in enumerate(y):
+        r, col = divmod(int(c) % 4, 2)
+        x[i, r * half:(r + 1) * half, col * half:(col + 1) * half, int(c) % 3] = 220
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    x, y = synthetic_images(320)
+    xt, yt = synthetic_images(80, seed=1)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt, class_names=np.array(["a", "b", "c", "d"]))
+    return path
+
+
+@pytest.fixture
+def cifar_npz():
+    if not CIFAR_NPZ.is_file():
+        pytest.skip(f"the real CIFAR-10 file is absent ({CIFAR_NPZ})")
+    return CIFAR_NPZ

@@ -1,0 +1,190 @@
+"""The training loop end to end on small data: outputs, resume, crash safety, divergence."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import resnetlab
+from resnetlab.train import NonFiniteLoss, TrainingInterrupted, fit, load_checkpoint, make_config
+from resnetlab.train import loop as loop_module
+from resnetlab.train.metrics import COLUMNS
+
+
+def tiny_config(npz, out, **kw):
+    args = dict(model="resnet8", data=f"npz:{npz}", iterations=24, batch_size=32, lr=0.05, save_every=5,
+                threads=1, out=str(out))
+    args.update(kw)
+    return make_config("paper-cifar", **args)
+
+
+def final_weights(out):
+    return load_file(Path(out) / "checkpoints" / "last" / "model.safetensors")
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
+
+
+def test_writes_every_output(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    final = fit(tiny_config(tiny_npz, out, val_split=64))
+    for name in ("config.json", "train.log", "metrics.csv", "metrics.json", "curves.png"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["config"]["model"] == "resnet8" and "command" in saved
+    assert saved["provenance"]["torch"] == torch.__version__ and saved["provenance"]["threads"] == 1
+    records = json.loads((out / "metrics.json").read_text())
+    assert list(records[0]) == list(COLUMNS) and records[-1]["iteration"] == 24
+    assert (out / "metrics.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert all(0 <= r["train_error"] <= 1 and 0 <= r["test_error"] <= 1 for r in records)
+    assert final == records[-1]
+    ckpts = out / "checkpoints"
+    assert (ckpts / "last").is_symlink() and (ckpts / "best").is_symlink()
+    assert {"model.safetensors", "state.safetensors", "state.json"} <= {p.name for p in (ckpts / "last").iterdir()}
+    model, meta = load_checkpoint(out)
+    assert not model.training and meta["class_names"] == ["a", "b", "c", "d"] and meta["iteration"] == 24
+    model.load_state_dict(load_file(ckpts / "last" / "model.safetensors"), strict=True)
+    assert "config:" in (out / "train.log").read_text()
+
+
+def test_no_best_without_validation_and_no_test_column(tiny_npz, tmp_path):
+    import numpy as np
+
+    d = np.load(tiny_npz)
+    np.savez(tmp_path / "notest.npz", x_train=d["x_train"], y_train=d["y_train"])
+    out = tmp_path / "run"
+    fit(tiny_config(tmp_path / "notest.npz", out, iterations=10))
+    assert not (out / "checkpoints" / "best").exists()
+    assert json.loads((out / "metrics.json").read_text())[-1]["test_error"] is None
+    assert (out / "metrics.csv").read_text().splitlines()[1].split(",")[4:6] == ["", ""]
+
+
+def test_same_seed_same_metrics(tiny_npz, tmp_path):
+    a = fit(tiny_config(tiny_npz, tmp_path / "a", iterations=12))
+    b = fit(tiny_config(tiny_npz, tmp_path / "b", iterations=12))
+    assert without_time([a]) == without_time([b])
+    c = fit(tiny_config(tiny_npz, tmp_path / "c", iterations=12, seed=1))
+    assert without_time([a]) != without_time([c])
+
+
+class StopAfter(dict):
+    """Stands in for the Ctrl-C flag: 'requested' turns true after ``n`` reads."""
+
+    def __init__(self, n):
+        super().__init__(requested=False)
+        self.reads = n
+
+    def __getitem__(self, key):
+        self.reads -= 1
+        return self.reads < 0
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tiny_npz, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    fit(tiny_config(tiny_npz, reference, val_split=64))
+    out = tmp_path / "interrupted"
+    from contextlib import contextmanager
+
+    @contextmanager
+    def stop_after_13_checks():
+        yield StopAfter(13)
+
+    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_13_checks)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        fit(tiny_config(tiny_npz, out, val_split=64))
+    stopped_at = json.loads((out / "checkpoints" / "last" / "state.json").read_text())["iteration"]
+    assert 0 < stopped_at < 24 and stopped_at % 5  # saved on Ctrl-C, between regular checkpoints
+    monkeypatch.undo()
+    fit(tiny_config(tiny_npz, out, val_split=64), resume=True)
+    ref, got = final_weights(reference), final_weights(out)
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+    metrics = lambda p: without_time(json.loads((p / "metrics.json").read_text()))  # noqa: E731
+    assert metrics(out) == metrics(reference)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume(tiny_npz, tmp_path):
+    """A SIGKILL at an arbitrary instant leaves only complete checkpoints, and --resume finishes
+    the run with exactly the weights of an uninterrupted one."""
+    out, reference = tmp_path / "killed", tmp_path / "reference"
+    cmd = [sys.executable, "-m", "resnetlab.cli", "train", "--model", "resnet8", "--data", f"npz:{tiny_npz}",
+           "--iterations", "80", "--batch-size", "32", "--lr", "0.05", "--save-every", "4", "--threads", "1"]
+    subprocess.run(cmd + ["--out", str(reference)], check=True, capture_output=True)
+    proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "12").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ckpts = out / "checkpoints"
+    numbered = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+    assert numbered and int(os.readlink(ckpts / "last")) == numbered[-1] < 80
+    for n in numbered:  # every checkpoint that exists is complete and loadable
+        load_checkpoint(ckpts / str(n))
+        load_file(ckpts / str(n) / "state.safetensors")
+    resumed = subprocess.run(cmd[:3] + ["train", "--resume", str(out)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed {out} at iteration {numbered[-1]}" in resumed.stdout
+    ref, got = final_weights(reference), final_weights(out)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert not list(ckpts.glob(".tmp-*"))
+
+
+def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path):
+    from resnetlab.cli import main
+
+    out = tmp_path / "run"
+    fit(tiny_config(tiny_npz, out, iterations=5))
+    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", "train", "--resume", str(out), "--lr", "0.3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "--lr 0.3 (the run has 0.05)" in proc.stderr
+    assert main(["train", "--resume", str(out), "--model", "resnet8"]) == 0  # agreeing flags are fine
+
+
+def test_new_run_refuses_to_overwrite(tiny_npz, tmp_path):
+    fit(tiny_config(tiny_npz, tmp_path / "run", iterations=3))
+    with pytest.raises(ValueError, match="already holds a run"):
+        fit(tiny_config(tiny_npz, tmp_path / "run", iterations=3))
+
+
+def test_divergence_stops_cleanly_keeping_last_good_checkpoint(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLoss, match=r"iteration \d+: training diverged"):
+        fit(tiny_config(tiny_npz, out, lr=1e12, iterations=200, save_every=1))
+    last = json.loads((out / "checkpoints" / "last" / "state.json").read_text())
+    weights = final_weights(out)
+    assert all(torch.isfinite(v.float()).all() for v in weights.values())
+    assert last["iteration"] < 200
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    fit(tiny_config(tiny_npz, out, iterations=5))
+    model_file = out / "checkpoints" / "last" / "model.safetensors"
+    model_file.write_bytes(model_file.read_bytes()[:100])
+    with pytest.raises(ValueError, match="incomplete or corrupt"):
+        load_checkpoint(out)
+    with pytest.raises(ValueError, match="no checkpoint here"):
+        load_checkpoint(tmp_path)
+
+
+def test_weights_from_torchvision_file_replace_classifier(tiny_npz, tmp_path):
+    source = resnetlab.resnet18()  # stands in for a torchvision ImageNet model: same keys
+    torch.save(source.state_dict(), tmp_path / "resnet18.pth")
+    out = tmp_path / "run"
+    fit(tiny_config(tiny_npz, out, model="resnet18", weights=str(tmp_path / "resnet18.pth"), iterations=1,
+                    image_size=16, lr=1e-9, momentum=0.0, weight_decay=0.0))
+    tuned = final_weights(out)
+    assert tuned["fc.weight"].shape == (4, 512)
+    assert torch.allclose(tuned["layer1.0.conv1.weight"], source.state_dict()["layer1.0.conv1.weight"], atol=1e-6)
+    assert "replacing the classifier (1000 -> 4 classes)" in (out / "train.log").read_text()
+    with pytest.raises(ValueError, match="does not fit"):
+        fit(tiny_config(tiny_npz, tmp_path / "bad", model="resnet34", weights=str(tmp_path / "resnet18.pth")))
