@@ -92,10 +92,60 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from . import experiments
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "func", "name", "out", "depths", "lrs",
+                                                                  "steps", "recipe")}
+    fields.setdefault("data", "default")
+    recipe = getattr(args, "recipe", "paper-cifar")
+    out = getattr(args, "out", None) or f"runs/experiment-{args.name}"
+    if args.name == "gradients":
+        setup = experiments.GradientSetup(depths=tuple(getattr(args, "depths", (20, 56, 110))),
+                                          steps=getattr(args, "steps", 20), seed=fields.get("seed", 0))
+        experiments.run_gradients(fields["data"], out, setup)
+    elif args.name == "degradation":
+        experiments.run_degradation(out, depths=tuple(getattr(args, "depths", (20, 56))), recipe=recipe, **fields)
+    elif args.name == "batchnorm":
+        experiments.run_batchnorm(out, lrs=tuple(getattr(args, "lrs", (0.01, 0.1, 0.5))), recipe=recipe, **fields)
+    else:
+        experiments.run_cifar_table(out, depths=tuple(getattr(args, "depths", (20, 32, 44, 56, 110))),
+                                    recipe=recipe, **fields)
+    print(f"outputs in {out}")
+    return 0
+
+
+def _experiment_parser(commands) -> None:
+    p = commands.add_parser("experiment", help="run one of the papers' experiments", argument_default=argparse.SUPPRESS,
+                            description="The papers' experiments: degradation (plain vs residual through depth), "
+                                        "gradients (per-layer gradient norms), batchnorm (BN and the learning rate), "
+                                        "cifar-table (Table 6). Re-running continues unfinished training runs.")
+    p.add_argument("name", choices=["degradation", "gradients", "batchnorm", "cifar-table"])
+    p.add_argument("--data", help="as for train (default: the embedded digits)")
+    p.add_argument("--depths", type=int, nargs="+", metavar="D", help="CIFAR depths 6n+2")
+    p.add_argument("--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)")
+    p.add_argument("--steps", type=int, metavar="K", help="gradients: SGD steps before the second measurement (20)")
+    p.add_argument("--model", help="batchnorm: the network (default resnet20)")
+    p.add_argument("--recipe", help="paper-cifar (default) | cosine")
+    p.add_argument("--subset", type=int, metavar="N")
+    p.add_argument("--val-split", type=int, metavar="N")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N")
+    budget.add_argument("--iterations", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, metavar="N")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", metavar="DIR", help="default runs/experiment-<name>")
+    p.set_defaults(func=cmd_experiment)
+
+
 def _train_parser(commands) -> None:
     p = commands.add_parser("train", help="train a model", argument_default=argparse.SUPPRESS,
                             description="Train a ResNet. Flags override the recipe's fields; every output goes to --out.")
     p.add_argument("--model", help="registry name (default resnet20)")
+    p.add_argument("--norm", choices=["bn", "torch", "none"], help="normalization: this project's BN (default), "
+                   "torch.nn.BatchNorm2d, or none")
     p.add_argument("--data", help="default | cifar10:PATH | npz:PATH | folder:PATH (default: the embedded digits)")
     p.add_argument("--subset", type=int, metavar="N", help="train on the first N training images")
     p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation (paper: 5000)")
@@ -143,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     _train_parser(commands)
+    _experiment_parser(commands)
 
     p = commands.add_parser("eval", help="evaluate a trained model",
                             description="Test error, per-class accuracy and confusion matrix (also confusion.png).")

@@ -44,3 +44,8 @@ def test_default_dataset_without_extra_names_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match=r"resnetlab\[demo\]"):
         load_default()
+
+
+def test_default_dataset_prefixes_mix_the_classes():
+    d = load_default()
+    assert len(set(d.y_train[:100].tolist())) == 10 and len(set(d.y_test[:100].tolist())) == 10

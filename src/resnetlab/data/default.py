@@ -33,6 +33,8 @@ def load_default() -> ImageData:
     test = np.zeros(len(y), dtype=bool)
     for c in range(10):
         test[np.flatnonzero(y == c)[-TEST_PER_CLASS:]] = True
-    return ImageData(name="mnist-5k", x_train=torch.from_numpy(x[~test]), y_train=torch.from_numpy(y[~test]),
+    # The file is sorted by digit: a fixed shuffle makes every prefix (--subset N) mix the classes.
+    train, test = (np.random.default_rng(i).permutation(np.flatnonzero(m)) for i, m in enumerate((~test, test)))
+    return ImageData(name="mnist-5k", x_train=torch.from_numpy(x[train]), y_train=torch.from_numpy(y[train]),
                      class_names=tuple(str(i) for i in range(10)), flip=False,
                      x_test=torch.from_numpy(x[test]), y_test=torch.from_numpy(y[test]))

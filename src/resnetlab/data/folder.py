@@ -24,7 +24,7 @@ def load_image(path: Path, size: int) -> np.ndarray:
         im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
         w, h = im.size
         left, top = (w - size) // 2, (h - size) // 2
-        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+        return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _scan(root: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "resnet20"  # a registry name (resnetlab models)
+    norm: str = "bn"  # bn (this project's) | torch (torch.nn.BatchNorm2d) | none (no normalization)
     data: str = "default"  # default | cifar10:PATH | npz:PATH | folder:PATH
     subset: int | None = None  # train on the first N training images only
     val_split: int = 0  # training images held out for validation (paper: 5,000 of 50,000)
@@ -45,7 +46,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        choices = {"schedule": ("step", "cosine"), "device": ("auto", "cpu", "cuda"), "precision": ("fp32", "bf16")}
+        choices = {"norm": ("bn", "torch", "none"), "schedule": ("step", "cosine"), "device": ("auto", "cpu", "cuda"), "precision": ("fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -54,6 +55,13 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    def differences(self, saved: dict) -> list[str]:
+        """Fields whose value differs from a saved config (fields added since it was saved compare
+        against their defaults)."""
+        mine = json.loads(json.dumps(self.to_json()))
+        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(iterations=1))))
+        return [k for k, v in mine.items() if saved.get(k, defaults[k]) != v]
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -44,6 +43,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     """Train ``config.model`` on ``config.data``; write config, log, metrics, curves and checkpoints
     under ``config.out``; continue from its last checkpoint when ``resume``. Returns the last record."""
     out = Path(config.out)
+    image_size = config.image_size or model_input_size(config.model)  # also rejects an unknown model early
     if not resume and (out / "checkpoints").exists():
         raise ValueError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,6 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     device = resolve_device(config.device)
 
     # Data, model, optimizer.
-    image_size = config.image_size or model_input_size(config.model)
     prep = prepare_data(config, image_size)
     data, normalize = prep.data, normalizer(prep.mean, prep.std, device)
     model = build_model(config, data, log).to(device)
@@ -192,8 +191,9 @@ def restore(out: Path, model, optimizer, config: TrainConfig) -> dict:
     if not (out / "checkpoints" / "last").exists():
         raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/last is missing)")
     model_state, tensors, meta = ckpt.read_checkpoint(out)
-    if meta["config"] != json.loads(json.dumps(config.to_json())):
-        raise ValueError(f"--resume {out}: the checkpoint was made with another configuration")
+    changed = config.differences(meta["config"])
+    if changed:
+        raise ValueError(f"--resume {out}: the checkpoint was made with another {', '.join(changed)}")
     model.load_state_dict(model_state, strict=True)
     opt_state = {}
     for key, value in tensors.items():

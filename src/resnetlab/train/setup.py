@@ -84,7 +84,8 @@ def model_input_size(name: str) -> int:
 
 def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=data.num_classes, in_channels=data.image_shape[0])
+    model = create_model(config.model, num_classes=data.num_classes, in_channels=data.image_shape[0],
+                         norm_layer=None if config.norm == "bn" else config.norm)
     if config.weights:
         load_pretrained(model, config.weights, log)
     return model

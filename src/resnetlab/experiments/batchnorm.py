@@ -1,0 +1,105 @@
+"""Batch normalization permits higher learning rates (Ioffe & Szegedy Sec. 3.3, 4.2): the same
+network with and without BN at several learning rates; and how it is evaluated — mini-batch
+statistics vs population statistics vs recalibrated ones (Algorithm 2)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from ..data import load_data
+from ..nn import recalibrate_batchnorm
+from ..train.evaluate import error_rate, predict
+from ..train.model_io import load_checkpoint
+from ..train.setup import normalizer
+from .runs import pct, train_run
+
+
+def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20", target_error: float = 0.5,
+                  recipe: str = "paper-cifar", log=print, **fields) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for norm in ("bn", "none"):
+        for lr in lrs:
+            name = f"{model}-{norm}-lr{lr:g}"
+            log(f"== {name}")
+            runs[name] = (norm, lr, train_run(out / name, recipe, log=log, model=model, norm=norm, lr=lr, **fields))
+    rows = []
+    for name, (norm, lr, r) in runs.items():
+        recs = r["records"]
+        reach = next((rec["iteration"] for rec in recs if rec["train_error"] < target_error), None)
+        rows.append({"run": name, "norm": norm, "lr": lr, "diverged": r["diverged"], "reach": reach,
+                     "train_error": recs[-1]["train_error"] if recs else None,
+                     "test_error": recs[-1]["test_error"] if recs else None})
+    _plot(out / "batchnorm.png", runs, target_error)
+    lines = [f"# Batch norm and the learning rate ({model}, {fields.get('data', 'default')})", "",
+             f"| norm | lr | diverged | iterations to training error < {100 * target_error:.0f}% | "
+             "final training error (%) | final test error (%) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        div = "yes" if r["diverged"] else "no"
+        lines.append(f"| {'BN' if r['norm'] == 'bn' else 'none'} | {r['lr']:g} | {div} | {r['reach'] or 'not reached'} | "
+                     f"{pct(r['train_error'])} | {pct(r['test_error'])} |")
+    bn_run = next((out / n for n, (norm, lr, r) in runs.items() if norm == "bn" and not r["diverged"] and r["records"]), None)
+    if bn_run is not None:
+        modes = evaluation_modes(bn_run)
+        lines += ["", f"## Evaluating {bn_run.name}: which statistics normalize the test images", "",
+                  "| statistics | test error (%) |", "|---|---|"]
+        lines += [f"| {k} | {pct(v)} |" for k, v in modes.items()]
+    lines += ["", "![batchnorm](batchnorm.png)"]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    log("\n".join(lines))
+    return {"rows": rows}
+
+
+@torch.no_grad()
+def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100) -> dict[str, float]:
+    """Test error of one trained model normalized three ways: by each test mini-batch's own
+    statistics (training mode), by the running averages (eval), and by population statistics
+    recomputed over training batches with ``recalibrate_batchnorm`` (Algorithm 2)."""
+    model, meta = load_checkpoint(run)
+    data = load_data(meta["config"]["data"], meta["image_size"]).subset(meta["config"].get("subset"))
+    normalize = normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], torch.device("cpu"))
+    x, y = data.x_test, data.y_test
+    batch_stats = copy.deepcopy(model).train()
+    logits = torch.cat([batch_stats(normalize(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+    results = {f"mini-batch ({batch_size} test images)": error_rate(logits, y),
+               "population (running averages)": error_rate(predict(model, x, normalize, torch.device("cpu")), y)}
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data.y_train), generator=gen)
+    batches = (normalize(data.x_train[perm[i:i + batch_size]]) for i in range(0, len(perm) - batch_size + 1, batch_size))
+    recalibrate_batchnorm(model, batches, num_batches=recal_batches)
+    results[f"recalibrated ({recal_batches} training batches)"] = error_rate(
+        predict(model, x, normalize, torch.device("cpu")), y)
+    return results
+
+
+def _plot(path: Path, runs: dict, target_error: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    lrs = sorted({lr for _, lr, _ in runs.values()})
+    for name, (norm, lr, r) in runs.items():
+        recs = r["records"]
+        if not recs:  # diverged before its first epoch ended: still named in the legend
+            ax.plot([], [], color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--",
+                    label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g} (diverged in epoch 1)")
+        else:
+            ax.plot([x["iteration"] for x in recs], [100 * x["train_error"] for x in recs],
+                    color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--", lw=1.6,
+                    label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g}" + (" (diverged)" if r["diverged"] else ""))
+    ax.axhline(100 * target_error, color="gray", lw=0.8, ls=":")
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("training error (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("solid: with BN, dashed: without")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

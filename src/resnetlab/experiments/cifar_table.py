@@ -1,0 +1,34 @@
+"""The CIFAR-10 table (He et al. Table 6): ResNets of several depths trained with the paper's
+recipe, test error of the final model beside the paper's numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .runs import pct, train_run
+
+PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
+
+
+def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str = "paper-cifar", log=print,
+                    **fields) -> list[dict]:
+    """Train (or continue) ``resnet<d>`` for each depth into ``out/resnet<d>/`` and write ``table.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for depth in depths:
+        log(f"== resnet{depth}")
+        r = train_run(out / f"resnet{depth}", recipe, log=log, model=f"resnet{depth}", **fields)
+        last = r["records"][-1] if r["records"] else {}
+        rows.append({"depth": depth, "iterations": last.get("iteration"), "test_error": last.get("test_error"),
+                     "time_s": last.get("time_s"), "diverged": r["diverged"]})
+    cfg = r["config"]
+    lines = [f"# CIFAR-10 test error ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
+             "| model | iterations | test error (%) | paper (%) | compute time (h) |", "|---|---|---|---|---|"]
+    for row in rows:
+        time_h = "—" if row["time_s"] is None else f"{row['time_s'] / 3600:.2f}"
+        lines.append(f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {pct(row['test_error'])} | "
+                     f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    log("\n".join(lines))
+    return rows

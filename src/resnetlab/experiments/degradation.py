@@ -1,0 +1,79 @@
+"""The degradation problem (He et al. Sec. 4.1, Fig. 1 and 6): deeper plain nets train worse;
+their residual twins do not. Same recipe and seed for every model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .runs import pct, train_run
+
+
+def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar", log=print, **fields) -> list[dict]:
+    """Train plain<d> and resnet<d> for every depth into ``out/<model>/``; write
+    ``degradation.png`` (plain | residual panels) and ``report.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for kind in ("plain", "resnet"):
+        for depth in depths:
+            name = f"{kind}{depth}"
+            log(f"== {name}")
+            results[name] = train_run(out / name, recipe, log=log, model=name, **fields)
+    _plot(out / "degradation.png", results, depths)
+    rows = []
+    for name, r in results.items():
+        last = r["records"][-1] if r["records"] else {}
+        rows.append({"model": name, "iterations": last.get("iteration"), "train_error": last.get("train_error"),
+                     "test_error": last.get("test_error"), "time_s": last.get("time_s"), "diverged": r["diverged"]})
+    cfg = next(iter(results.values()))["config"]
+    lines = [f"# Degradation: plain vs residual ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
+             "| model | iterations | final training error (%) | final test error (%) | wall time (s) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['iterations']} | {pct(r['train_error'])} | {pct(r['test_error'])} | "
+              f"{r['time_s']:.0f} |" if r["time_s"] is not None else f"| {r['model']} | — | — | — | — |" for r in rows]
+    lines += ["", "![degradation](degradation.png)", "", _verdict(rows, depths)]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    log("\n".join(lines))
+    return rows
+
+
+def _verdict(rows: list[dict], depths) -> str:
+    """What the numbers show, stated from the measurements (not from the paper)."""
+    err = {r["model"]: r["train_error"] for r in rows}
+    lo, hi = min(depths), max(depths)
+    if any(err.get(f"{k}{d}") is None for k in ("plain", "resnet") for d in (lo, hi)):
+        return "Some runs have no results yet."
+    plain = "trains worse than" if err[f"plain{hi}"] > err[f"plain{lo}"] else "does not train worse than"
+    res = "no worse than" if err[f"resnet{hi}"] <= err[f"resnet{lo}"] else "worse than"
+    return (f"Measured: plain-{hi} {plain} plain-{lo} (final training error {pct(err[f'plain{hi}'])}% vs "
+            f"{pct(err[f'plain{lo}'])}%); resnet-{hi} trains {res} resnet-{lo} "
+            f"({pct(err[f'resnet{hi}'])}% vs {pct(err[f'resnet{lo}'])}%).")
+
+
+def _plot(path: Path, results: dict, depths) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110, sharey=True)
+    for ax, kind in zip(axes, ("plain", "resnet")):
+        for k, depth in enumerate(depths):
+            records = results[f"{kind}{depth}"]["records"]
+            if not records:
+                continue
+            it = [r["iteration"] for r in records]
+            ax.plot(it, [100 * r["train_error"] for r in records], color=f"C{k}", lw=0.8)
+            test = [(r["iteration"], 100 * r["test_error"]) for r in records if r["test_error"] is not None]
+            if test:
+                ax.plot(*zip(*test), color=f"C{k}", lw=2.2, label=f"{kind}-{depth}")
+        ax.set_title("plain" if kind == "plain" else "ResNet")
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("error (%)")
+    fig.suptitle("thin: training error, bold: test error (Fig. 6 style)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+

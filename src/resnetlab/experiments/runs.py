@@ -1,0 +1,31 @@
+"""Shared by the experiments: resumable training runs and their final numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..train import NonFiniteLoss, fit, make_config
+
+
+def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
+    """Train (or finish, or just read back) the run in ``out``; returns its metric records and
+    whether it diverged. Re-running an experiment continues its unfinished runs."""
+    config = make_config(recipe, out=str(out), **fields)
+    diverged = None
+    try:
+        fit(config, resume=(out / "checkpoints" / "last").exists())
+    except NonFiniteLoss as e:
+        diverged = str(e)
+        log(f"{out.name}: {e}")
+    path = out / "metrics.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    if diverged is None and (out / "diverged.txt").exists():
+        diverged = (out / "diverged.txt").read_text()
+    elif diverged is not None:
+        (out / "diverged.txt").write_text(diverged)
+    return {"records": records, "diverged": diverged, "config": config}
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"

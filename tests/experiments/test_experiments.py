@@ -1,0 +1,71 @@
+"""Each experiment on a tiny budget: its outputs exist and hold what they claim (not a given outcome)."""
+
+import csv
+import json
+
+import pytest
+
+from resnetlab.cli import main
+from resnetlab.experiments import GradientSetup, run_gradients
+
+TINY = ["--iterations", "12", "--batch-size", "32", "--threads", "1"]
+
+
+def test_gradients_outputs_are_consistent(tiny_npz, tmp_path):
+    setup = GradientSetup(depths=(8, 14), activations=("relu", "sigmoid"), norms=("bn", "none"), steps=2, batch_size=16)
+    rows = run_gradients(f"npz:{tiny_npz}", tmp_path, setup, log=lambda *_: None)
+    with open(tmp_path / "gradients.csv") as f:
+        saved = list(csv.DictReader(f))
+    assert len(saved) == len(rows)
+    configs = {(r["depth"], r["residual"], r["norm"], r["activation"], r["phase"]) for r in saved}
+    assert len(configs) == 2 * 2 * 2 * 2 * 2  # depth × residual × norm × activation × phase
+    for depth in (8, 14):  # one row per conv layer (depth − 1 of them) plus the fc layer
+        per_config = [r for r in saved if r["depth"] == str(depth) and r["phase"] == "init"
+                      and r["residual"] == "True" and r["norm"] == "bn" and r["activation"] == "relu"]
+        assert [int(r["layer"]) for r in per_config] == list(range(1, depth + 1))
+        assert per_config[0]["name"] == "conv1" and per_config[-1]["name"] == "fc"
+    assert all(float(r["grad_norm"]) >= 0 and float(r["input_var"]) >= 0 for r in saved)
+    for name in ("gradients.png", "gradients_after.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_degradation_command(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "deg"
+    assert main(["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out),
+                 *TINY]) == 0
+    for model in ("plain8", "plain14", "resnet8", "resnet14"):
+        records = json.loads((out / model / "metrics.json").read_text())
+        assert records[-1]["iteration"] == 12
+        assert json.loads((out / model / "config.json").read_text())["config"]["seed"] == 0
+    report = (out / "report.md").read_text()
+    assert all(f"| {m} | 12 |" in report for m in ("plain8", "plain14", "resnet8", "resnet14"))
+    assert "Measured:" in report and (out / "degradation.png").stat().st_size > 10_000
+    # Running it again continues (here: reads back) the finished runs instead of starting over.
+    assert main(["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out),
+                 *TINY]) == 0
+
+
+def test_batchnorm_command(tiny_npz, tmp_path):
+    out = tmp_path / "bn"
+    assert main(["experiment", "batchnorm", "--data", f"npz:{tiny_npz}", "--model", "resnet8", "--lrs", "0.05", "1e9",
+                 "--out", str(out), *TINY]) == 0
+    report = (out / "report.md").read_text()
+    assert "| none | 1e+09 | yes |" in report  # without BN an absurd learning rate diverges...
+    assert "| BN | 0.05 | no |" in report
+    for stats in ("mini-batch", "population (running averages)", "recalibrated"):
+        assert stats in report
+    assert (out / "batchnorm.png").stat().st_size > 10_000
+
+
+def test_cifar_table_command(tiny_npz, tmp_path):
+    out = tmp_path / "table"
+    assert main(["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "20", "--out", str(out),
+                 *TINY]) == 0
+    table = (out / "table.md").read_text()
+    assert "| ResNet-20 | 12 |" in table and "| 8.75 |" in table and "| ResNet-8 | 12 |" in table
+
+
+def test_bad_depth_is_one_line_error(tmp_path, capsys):
+    assert main(["experiment", "cifar-table", "--depths", "21", "--iterations", "1", "--out", str(tmp_path / "t")]) == 1
+    assert "6n+2" in capsys.readouterr().err
+    assert not (tmp_path / "t" / "resnet21").exists()
