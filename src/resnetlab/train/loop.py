@@ -58,7 +58,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     model = build_model(config, data, log).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
-    n_train = len(data.y_train)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # augmentation runs on the device
+    n_train = len(y_train)
     batch_size = min(config.batch_size, n_train)
     steps_per_epoch = n_train // batch_size  # the last partial batch is dropped: every step sees a full batch
     total = config.iterations or config.epochs * steps_per_epoch
@@ -125,7 +126,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         with graceful_interrupt() as interrupt:
             while state["iteration"] < total and not interrupt["requested"]:
                 epoch = state["epoch"]
-                perm = torch.randperm(n_train, generator=generator(config.seed, 0, epoch))
+                perm = torch.randperm(n_train, generator=generator(config.seed, 0, epoch)).to(device)
                 steps = min(steps_per_epoch, state["step"] + total - state["iteration"])
                 bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
                            disable=not sys.stdout.isatty(), dynamic_ncols=True)
@@ -133,8 +134,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                 for step in range(state["step"], steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
                     idx = perm[step * batch_size:(step + 1) * batch_size]
-                    x = pad_crop_flip(data.x_train[idx], 4, data.flip, generator(config.seed, 1, epoch, step))
-                    x, y = normalize(x), data.y_train[idx].to(device)
+                    x = pad_crop_flip(x_train[idx], 4, data.flip, generator(config.seed, 1, epoch, step))
+                    x, y = normalize(x), y_train[idx]
                     lr = learning_rate(config, state["iteration"], total, not state["warmup_done"])
                     for group in optimizer.param_groups:
                         group["lr"] = lr
