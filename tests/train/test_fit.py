@@ -188,3 +188,23 @@ def test_weights_from_torchvision_file_replace_classifier(tiny_npz, tmp_path):
     assert "replacing the classifier (1000 -> 4 classes)" in (out / "train.log").read_text()
     with pytest.raises(ValueError, match="does not fit"):
         fit(tiny_config(tiny_npz, tmp_path / "bad", model="resnet34", weights=str(tmp_path / "resnet18.pth")))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_130(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "resnetlab.cli", "train", "--model", "resnet8", "--data",
+                             f"npz:{tiny_npz}", "--iterations", "2000", "--batch-size", "32", "--save-every", "1000",
+                             "--threads", "1", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while "config:" not in (out / "train.log").read_text() if (out / "train.log").exists() else True:
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few steps in
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    state = json.loads((out / "checkpoints" / "last" / "state.json").read_text())
+    assert 0 < state["iteration"] < 1000  # saved where it stopped, not at a regular checkpoint
