@@ -38,32 +38,16 @@ def cmd_summary(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import json
-    from pathlib import Path
-
-    from .train import TrainConfig, TrainingInterrupted, fit, make_config
+    from .train import TrainingInterrupted, fit, make_config, resume_config
     from .train.loop import NonFiniteLoss
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
     if "milestones" in given:
         given["milestones"] = tuple(given["milestones"])
     if args.resume:
-        path = Path(args.resume) / "config.json"
-        if not path.is_file():
-            raise ValueError(f"--resume {args.resume}: no config.json there (is it a run folder?)")
-        config = TrainConfig.from_json(json.loads(path.read_text())["config"])
-        saved = json.loads(json.dumps(config.to_json()))
-        clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in given.items()
-                 if json.loads(json.dumps(v)) != saved[k]]
-        if clash:
-            raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)}")
+        config = resume_config(args.resume, given)
     else:
-        recipe = given.pop("recipe", "paper-cifar")
-        if "out" not in given:
-            import time
-
-            given["out"] = f"runs/{given.get('model', TrainConfig.model)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        config = make_config(recipe, **given)
+        config = make_config(given.pop("recipe", "paper-cifar"), **given)
     try:
         final = fit(config, resume=bool(args.resume))
     except TrainingInterrupted as e:

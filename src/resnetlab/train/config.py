@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def _depth(model: str) -> int:
 
 
 def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
-    """A recipe's fields with ``overrides`` on top; ``epochs`` and ``iterations`` replace each other."""
+    """A recipe's fields with ``overrides`` on top; ``epochs`` and ``iterations`` replace each other.
+    Without ``out``, the run goes to ``runs/<model>-<date>-<time>``."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
@@ -108,9 +111,25 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
         values["epochs"] = None
     values.update(overrides)
     model = values.get("model", TrainConfig.model)
+    values.setdefault("out", f"runs/{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     if recipe == "paper-cifar" and _depth(model) >= 110 and "warmup_lr" not in overrides:
         # Sec. 4.2: for ResNet-110, lr 0.01 warms up training until its error is below 80%.
         values["warmup_lr"] = 0.01
     if "milestones" in values:
         values["milestones"] = tuple(values["milestones"])
     return TrainConfig(**values)
+
+
+def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """The config saved in a run folder. ``overrides`` (e.g. flags repeated on the command line) must
+    agree with it: a run continues exactly as it started."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"--resume {run_dir}: no config.json there (is it a run folder?)")
+    config = TrainConfig.from_json(json.loads(path.read_text())["config"])
+    saved = json.loads(json.dumps(config.to_json()))
+    clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in (overrides or {}).items()
+             if json.loads(json.dumps(v)) != saved.get(k)]
+    if clash:
+        raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)}")
+    return config
