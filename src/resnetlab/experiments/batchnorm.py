@@ -15,6 +15,7 @@ from ..train.evaluate import error_rate, predict
 from ..train.model_io import load_checkpoint
 from ..train.setup import normalizer
 from .runs import pct, train_run
+from ..train.metrics import pyplot, save_figure
 
 
 def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20", target_error: float = 0.5,
@@ -77,11 +78,7 @@ def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100)
 
 
 def _plot(path: Path, runs: dict, target_error: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     lrs = sorted({lr for _, lr, _ in runs.values()})
     for name, (norm, lr, r) in runs.items():
@@ -101,5 +98,4 @@ def _plot(path: Path, runs: dict, target_error: float) -> None:
     ax.legend(fontsize=8)
     ax.set_title("solid: with BN, dashed: without")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .runs import pct, train_run
+from ..train.metrics import pyplot, save_figure
 
 
 def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar", log=print, **fields) -> list[dict]:
@@ -51,11 +52,7 @@ def _verdict(rows: list[dict], depths) -> str:
 
 
 def _plot(path: Path, results: dict, depths) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110, sharey=True)
     for ax, kind in zip(axes, ("plain", "resnet")):
         for k, depth in enumerate(depths):
@@ -74,6 +71,5 @@ def _plot(path: Path, results: dict, depths) -> None:
     axes[0].set_ylabel("error (%)")
     fig.suptitle("thin: training error, bold: test error (Fig. 6 style)")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 

@@ -16,6 +16,7 @@ from torch import nn
 from ..data import generator, load_data, pad_crop_flip
 from ..data.dataset import channel_stats
 from ..models import cifar_resnet
+from ..train.metrics import pyplot, save_figure
 
 FIELDS = ("depth", "residual", "norm", "activation", "phase", "layer", "name", "grad_norm", "input_mean", "input_var")
 
@@ -91,11 +92,7 @@ def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = Gradie
 
 
 def plot_gradients(path: Path, rows: list[dict], setup: GradientSetup, phase: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(setup.norms), len(setup.activations), figsize=(4.2 * len(setup.activations),
                              3.4 * len(setup.norms)), dpi=110, squeeze=False, sharex=True)
     for (i, norm), (j, act) in itertools.product(enumerate(setup.norms), enumerate(setup.activations)):
@@ -117,5 +114,4 @@ def plot_gradients(path: Path, rows: list[dict], setup: GradientSetup, phase: st
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"per-layer gradient norm, {phase} (dashed: plain, solid: residual)")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

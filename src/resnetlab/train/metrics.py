@@ -30,15 +30,28 @@ def read_metrics_csv(path: Path) -> list[dict]:
         return [{k: (float(v) if v else None) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def plot_curves(path: Path, runs: dict[str, list[dict]], title: str = "") -> None:
-    """Training error (thin) and test error (bold) against iterations, in %, as in Fig. 6;
-    ``runs`` maps a label to its metric records."""
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported late: only plotting needs it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a figure under a temporary name and rename it into place, then close it."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    pyplot().close(fig)
+    os.replace(tmp, path)
+
+
+def plot_curves(path: Path, runs: dict[str, list[dict]], title: str = "") -> None:
+    """Training error (thin) and test error (bold) against iterations, in %, as in Fig. 6;
+    ``runs`` maps a label to its metric records."""
+    fig, ax = pyplot().subplots(figsize=(6, 4), dpi=120)
     for i, (label, records) in enumerate(runs.items()):
         color = f"C{i}"
         it = [r["iteration"] for r in records]
@@ -55,7 +68,4 @@ def plot_curves(path: Path, runs: dict[str, list[dict]], title: str = "") -> Non
     ax.set_title(title or "thin: training error, bold: test error")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

@@ -14,6 +14,7 @@ from .checkpoint import resolve
 from .evaluate import confusion_matrix, predict
 from .model_io import load_checkpoint
 from .setup import normalizer, resolve_device
+from .metrics import pyplot, save_figure
 
 
 def _load(path: str, device_name: str):
@@ -63,11 +64,7 @@ def _run_folder(path: str) -> Path:
 
 
 def _plot_confusion(path: Path, cm: np.ndarray, names: list[str], error: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(names)
     fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=120)
     ax.imshow(cm, cmap="Blues")
@@ -81,8 +78,7 @@ def _plot_confusion(path: Path, cm: np.ndarray, names: list[str], error: float) 
     ax.set_ylabel("true")
     ax.set_title(f"test error {100 * error:.2f}%")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def predict_images(path: str, images: list[str], top: int = 5, device_name: str = "auto") -> list[list[tuple[str, float]]]:
