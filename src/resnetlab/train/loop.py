@@ -130,7 +130,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                 steps = min(steps_per_epoch, state["step"] + total - state["iteration"])
                 bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
                            disable=not sys.stdout.isatty(), dynamic_ncols=True)
-                tick = time.perf_counter()
+                tick, seen_at_tick = time.perf_counter(), state["seen"]
                 for step in range(state["step"], steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
                     idx = perm[step * batch_size:(step + 1) * batch_size]
@@ -164,8 +164,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                             f"{100 * config.warmup_error:.0f}%): lr {config.lr}")
                     bar.update(1)
                     bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
-                                    err=f"{100 * state['errors'] / state['seen']:.1f}%", lr=f"{lr:.3g}",
-                                    ips=f"{state['seen'] / (time.perf_counter() - tick):.0f}", refresh=False)
+                                    acc=f"{100 - 100 * state['errors'] / state['seen']:.1f}%", lr=f"{lr:.3g}",
+                                    img_s=f"{(state['seen'] - seen_at_tick) / (time.perf_counter() - tick):.0f}", refresh=False)
                     if config.save_every and state["iteration"] % config.save_every == 0:
                         save()
                     if interrupt["requested"]:
