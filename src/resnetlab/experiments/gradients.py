@@ -112,6 +112,7 @@ def plot_gradients(path: Path, rows: list[dict], setup: GradientSetup, phase: st
         if j == 0:
             ax.set_ylabel("‖∂ℓ/∂W‖")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"per-layer gradient norm, {phase} (dashed: plain, solid: residual)")
+    fig.suptitle(f"per-layer gradient norm, {phase} (dashed: plain, solid: residual; "
+                 "exact zeros — float32 underflow — cannot be drawn on a log axis)")
     fig.tight_layout()
     save_figure(fig, path)
