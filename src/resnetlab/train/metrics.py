@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -23,11 +22,6 @@ def write_metrics(out: Path, records: list[dict]) -> None:
     lines = [",".join(COLUMNS)] + [",".join("" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float)
                                             else str(r[c]) for c in COLUMNS) for r in rows]
     _atomic_write(out / "metrics.csv", "\n".join(lines) + "\n")
-
-
-def read_metrics_csv(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [{k: (float(v) if v else None) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def pyplot():
