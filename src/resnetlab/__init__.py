@@ -11,6 +11,7 @@ from .train import TrainConfig, fit, load_checkpoint, make_config
 
 
 __all__ = [
+    "__version__",
     "BatchNorm1d", "BatchNorm2d", "ResNet", "cifar_resnet", "create_model", "fold_batchnorm", "list_models",
     "recalibrate_batchnorm", "register_model", "summary", "TrainConfig", "fit", "load_checkpoint", "make_config",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "plain18", "plain34",

@@ -3,8 +3,6 @@
 import csv
 import json
 
-import pytest
-
 from resnetlab.cli import main
 from resnetlab.experiments import GradientSetup, run_gradients
 

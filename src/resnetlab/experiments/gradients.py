@@ -17,6 +17,7 @@ from ..data import generator, load_data, pad_crop_flip
 from ..data.dataset import channel_stats
 from ..models import cifar_resnet
 from ..train.metrics import pyplot, save_figure
+from ..train.setup import normalizer
 
 FIELDS = ("depth", "residual", "norm", "activation", "phase", "layer", "name", "grad_norm", "input_mean", "input_var")
 
@@ -55,14 +56,12 @@ def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = Gradie
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_data(data_spec)
-    mean, std = channel_stats(data.x_train)
-    scale = torch.tensor([1 / (255 * s) for s in std]).view(1, -1, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, -1, 1, 1)
+    normalize = normalizer(*channel_stats(data.x_train), torch.device("cpu"))
 
     def batch(step: int):
         idx = torch.randint(0, len(data.y_train), (setup.batch_size,), generator=generator(setup.seed, 2, step))
         x = pad_crop_flip(data.x_train[idx], 4, data.flip, generator(setup.seed, 3, step))
-        return torch.addcmul(shift, x.float(), scale), data.y_train[idx]
+        return normalize(x), data.y_train[idx]
 
     rows = []
     for depth, residual, norm, act in itertools.product(setup.depths, (False, True), setup.norms, setup.activations):
