@@ -110,6 +110,36 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_npz, tmp_path, monke
     assert metrics(out) == metrics(reference)
 
 
+def test_resume_takes_newest_folder_when_last_lags(tiny_npz, tmp_path, monkeypatch):
+    """A kill after a checkpoint folder is renamed into place but before ``last`` is swapped: the
+    resume continues from that newest folder and ends with the uninterrupted run's weights."""
+    from resnetlab.train import checkpoint
+
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    fit(tiny_config(tiny_npz, reference))
+    real_point = checkpoint._point
+
+    def kill_before_swap(root, name, target):
+        if target == "10":
+            raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
+        real_point(root, name, target)
+
+    monkeypatch.setattr(checkpoint, "_point", kill_before_swap)
+    with pytest.raises((KeyboardInterrupt, TrainingInterrupted)):
+        fit(tiny_config(tiny_npz, out))
+    monkeypatch.undo()
+    ckpts = out / "checkpoints"
+    assert os.readlink(ckpts / "last") == "5" and (ckpts / "10" / "state.json").exists()
+    assert checkpoint.resolve(out) == (ckpts / "10").resolve()
+    for name in ("10", "last", "best"):  # ``last``/``best``/``<iteration>`` still name what they say
+        if (ckpts / name).exists():
+            assert checkpoint.resolve(ckpts / name) == (ckpts / name).resolve()
+    fit(tiny_config(tiny_npz, out), resume=True)
+    assert json.loads((out / "checkpoints" / "last" / "state.json").read_text())["iteration"] == 24
+    ref, got = final_weights(reference), final_weights(out)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume(tiny_npz, tmp_path):
     """A SIGKILL at an arbitrary instant leaves only complete checkpoints, and --resume finishes
@@ -126,7 +156,9 @@ def test_kill_9_then_resume(tiny_npz, tmp_path):
     proc.wait()
     ckpts = out / "checkpoints"
     numbered = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert numbered and int(os.readlink(ckpts / "last")) == numbered[-1] < 80
+    assert numbered and numbered[-1] < 80
+    # ``last`` is swapped just after the newest folder appears; a kill in between leaves it one behind
+    assert int(os.readlink(ckpts / "last")) in numbered[-2:]
     for n in numbered:  # every checkpoint that exists is complete and loadable
         load_checkpoint(ckpts / str(n))
         load_file(ckpts / str(n) / "state.safetensors")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..train import NonFiniteLoss, fit, make_config
+from ..train.checkpoint import latest
 
 
 def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
@@ -14,7 +15,7 @@ def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
     config = make_config(recipe, out=str(out), **fields)
     diverged = None
     try:
-        fit(config, resume=(out / "checkpoints" / "last").exists())
+        fit(config, resume=latest(out / "checkpoints") is not None)
     except NonFiniteLoss as e:
         diverged = str(e)
         log(f"{out.name}: {e}")

@@ -1,6 +1,8 @@
 """Checkpoints that survive a crash: each is a folder ``checkpoints/<iteration>/`` written under a
 temporary name and renamed into place, with ``last`` and ``best`` symlinks swapped by an atomic
-rename. Only safetensors and JSON are read back: loading never unpickles anything."""
+rename. A kill between the folder's rename and the symlink swap leaves ``last`` one behind, so
+resuming takes the newest complete numbered folder, not the symlink. Only safetensors and JSON are
+read back: loading never unpickles anything."""
 
 from __future__ import annotations
 
@@ -75,17 +77,24 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def latest(root: Path) -> Path | None:
+    """The newest numbered checkpoint folder under ``root`` (a ``checkpoints/`` folder), or None.
+    A numbered folder only ever appears whole (it is renamed into place), so the newest is complete."""
+    numbered = [p for p in root.iterdir() if p.name.isdigit() and (p / META).exists()] if root.is_dir() else []
+    return max(numbered, key=lambda p: int(p.name), default=None)
+
+
 def resolve(path: str | Path) -> Path:
-    """A checkpoint folder from a run folder (its ``last``), a ``checkpoints/`` folder, a checkpoint
-    folder or a ``model.safetensors`` file inside one."""
+    """A checkpoint folder from a run folder (its newest checkpoint), a ``checkpoints/`` folder, a
+    checkpoint folder (``last``, ``best``, ``<iteration>``) or a ``model.safetensors`` inside one."""
     path = Path(path)
     if path.is_file() and path.name == MODEL:
         path = path.parent
-    for candidate in (path / "checkpoints" / "last", path / "last", path):
-        if (candidate / META).exists() or (candidate / MODEL).exists():
+    for candidate in (latest(path / "checkpoints"), latest(path), path):
+        if candidate is not None and ((candidate / META).exists() or (candidate / MODEL).exists()):
             return candidate.resolve()
-    raise ValueError(f"{path}: no checkpoint here (expected a run folder with checkpoints/last, or a folder "
-                     f"holding {MODEL}, {STATE} and {META})")
+    raise ValueError(f"{path}: no checkpoint here (expected a run folder with checkpoints/<iteration>/, or a "
+                     f"folder holding {MODEL}, {STATE} and {META})")
 
 
 def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict, dict, dict]:

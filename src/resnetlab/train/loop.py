@@ -189,8 +189,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
 
 def restore(out: Path, model, optimizer, config: TrainConfig) -> dict:
     """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``."""
-    if not (out / "checkpoints" / "last").exists():
-        raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/last is missing)")
+    if ckpt.latest(out / "checkpoints") is None:
+        raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/ holds none)")
     model_state, tensors, meta = ckpt.read_checkpoint(out)
     changed = config.differences(meta["config"])
     if changed:
