@@ -2,10 +2,12 @@
 paths against a reference written here in plain PyTorch (torch.nn.BatchNorm2d, NCHW, fp32, eager,
 the same batched augmentation), measured in one run.
 
-    .venv/bin/python benchmarks/bench_train.py [--model resnet20|resnet50] [--steps 20] [--paths eager,bf16-cl]
+    .venv/bin/python benchmarks/bench_train.py [--model resnet20|resnet50] [--steps 20] [--batch-size N]
+        [--paths eager,compile,...]
 
 Run it alone: the two cores are shared by everything. GFLOP/s counts training as 3 × the forward
-multiply-adds × 2.
+multiply-adds × 2. The bf16 paths are listed only where oneDNN has bf16 kernels for this CPU
+(elsewhere bf16 convolutions fall back to a slow reference kernel); name them to run them anyway.
 """
 
 import argparse
@@ -80,7 +82,14 @@ PATHS = {  # name: (bf16 autocast, channels-last, BN kernel, torch.compile)
     "bf16-cl": (True, True, "eager", False),
     "bf16-cl-bn-compiled": (True, True, "compiled", False),
     "compile": (False, False, "eager", True),
+    "compile-cl": (False, True, "eager", True),
+    "bf16-compile-cl": (True, True, "eager", True),
 }
+
+
+def default_paths() -> list[str]:
+    bf16_fast = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return [name for name, (bf16, *_) in PATHS.items() if bf16_fast or not bf16]
 
 
 def images_per_second(model, batch, size, steps, bf16=False, channels_last=False, compile_model=False):
@@ -115,14 +124,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet50"])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, from {', '.join(PATHS)}")
+    parser.add_argument("--batch-size", type=int, help="default: 128 for resnet20, 16 for resnet50")
+    parser.add_argument("--paths", default=",".join(default_paths()), help=f"comma-separated, from {', '.join(PATHS)}")
     args = parser.parse_args()
     imagenet = args.model == "resnet50"
     batch, size = (16, 224) if imagenet else (128, 32)
+    batch = args.batch_size or batch
     macs = resnetlab.summary(resnetlab.create_model(args.model), (3, size, size)).total_mult_adds
     gflop = 3 * macs * 2 / 1e9  # per image, training
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}, "
-          f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image")
+          f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image; CPU {torch.backends.cpu.get_cpu_capability()}, "
+          f"oneDNN bf16 {'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no'}")
     ref = images_per_second(RefResNet(imagenet), batch, size, args.steps)
     print(f"{'path':>22} {'img/s':>8} {'GFLOP/s':>8} {'vs reference':>13}")
     print(f"{'reference (plain torch)':>22} {ref:8.1f} {ref * gflop:8.1f} {1.0:12.2f}x")

@@ -35,7 +35,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU threads for PyTorch; default: PyTorch's choice
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; fast only where oneDNN has bf16 kernels for the CPU)
+    compile: bool = False  # torch.compile the training step's model (fuses BN, ReLU and the addition)
+    channels_last: bool = False  # NHWC memory format for the model and its inputs
+    eval_every: int = 1  # epochs between val/test evaluations; 0: only after the last epoch
+    tta_flip: bool = False  # evaluate on each image and its mirror, averaging the logits (flip-safe data only)
     save_every: int | None = None  # iterations between checkpoints; default: every epoch
     keep_checkpoints: int = 3  # newest numbered checkpoints kept (best and last always kept)
     weights: str | None = None  # initial weights: a resnetlab checkpoint or a torchvision state_dict file
@@ -44,6 +48,8 @@ class TrainConfig:
     def __post_init__(self):
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError("give exactly one of epochs and iterations")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be an integer >= 0 (0: only at the end), got {self.eval_every!r}")
         for name in ("epochs", "iterations", "batch_size", "subset", "save_every", "threads", "image_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -88,6 +94,13 @@ RECIPES: dict[str, dict] = {
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
     "cosine": dict(epochs=30, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                    schedule="cosine", warmup_iterations=200, label_smoothing=0.1),
+    # The fastest route to the paper's ResNet-20 accuracy on a CPU (benchmarks/time_to_accuracy.py):
+    # the cosine recipe for a fixed 40 epochs, the model compiled (torch.compile), the test set
+    # evaluated once at the end, with horizontal-flip test-time augmentation. fp32: on CPUs without
+    # oneDNN bf16 kernels (AVX2 only) bf16 is slower, not faster; pass --precision bf16 where it helps.
+    "fast-cifar": dict(epochs=40, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                       schedule="cosine", warmup_iterations=390, label_smoothing=0.1, compile=True,
+                       eval_every=0, tta_flip=True),
 }
 
 

@@ -16,15 +16,20 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, normalize, device: torch.device, precision: str = "fp32",
-            batch_size: int = 500) -> Tensor:
-    """Logits (float32, on the CPU) for uint8 images ``x``, in eval mode; the mode is restored."""
+            batch_size: int = 500, flip: bool = False) -> Tensor:
+    """Logits (float32, on the CPU) for uint8 images ``x``, in eval mode; the mode is restored.
+    ``flip``: test-time augmentation, the mean of the logits of each image and its mirror image."""
     was_training = model.training
     model.eval()
     try:
         outs = []
         for i in range(0, len(x), batch_size):
             with autocast(device, precision):
-                outs.append(model(normalize(x[i:i + batch_size])).float().cpu())
+                batch = normalize(x[i:i + batch_size])
+                logits = model(batch).float()
+                if flip:
+                    logits = (logits + model(batch.flip(3)).float()) / 2
+            outs.append(logits.cpu())
         return torch.cat(outs) if outs else torch.zeros(0)
     finally:
         model.train(was_training)

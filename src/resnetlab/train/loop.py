@@ -16,8 +16,8 @@ from . import checkpoint as ckpt
 from .config import TrainConfig
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
-from .setup import (Log, build_model, graceful_interrupt, model_input_size, normalizer, prepare_data, provenance,
-                    resolve_device, write_json)
+from .setup import (Log, build_model, compile_errors, graceful_interrupt, model_input_size, normalizer, prepare_data,
+                    provenance, resolve_device, training_forward, write_json)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -54,8 +54,12 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
 
     # Data, model, optimizer.
     prep = prepare_data(config, image_size)
-    data, normalize = prep.data, normalizer(prep.mean, prep.std, device)
+    data, normalize = prep.data, normalizer(prep.mean, prep.std, device, config.channels_last)
+    if config.tta_flip and not data.flip:
+        raise ValueError(f"--tta-flip: {data.name} is not flip-safe (a mirrored image is another class, e.g. "
+                         f"a digit); run without --tta-flip")
     model = build_model(config, data, log).to(device)
+    forward = training_forward(model, config)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # augmentation runs on the device
@@ -99,9 +103,12 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         record = {"epoch": state["epoch"] + 1, "iteration": state["iteration"],
                   "train_loss": state["loss_sum"] / max(1, state["seen"]), "train_error": state["errors"] / max(1, state["seen"]),
                   "val_error": None, "test_error": None, "lr": lr}
+        last = state["iteration"] == total
+        evaluate = last or (config.eval_every > 0 and (state["epoch"] + 1) % config.eval_every == 0)
         for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-            if y is not None:
-                record[f"{split}_error"] = error_rate(predict(model, x, normalize, device, config.precision), y)
+            if y is not None and evaluate:
+                logits = predict(model, x, normalize, device, config.precision, flip=config.tta_flip)
+                record[f"{split}_error"] = error_rate(logits, y)
         record["time_s"] = round(state["elapsed_s"] + time.perf_counter() - started, 3)
         state["metrics"].append(record)
         write_metrics(out, state["metrics"])
@@ -140,15 +147,16 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     model.train()
-                    with autocast(device, config.precision):
-                        logits = model(x)
+                    with autocast(device, config.precision), compile_errors(config.compile):
+                        logits = forward(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
                     if not torch.isfinite(loss):
                         raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
                                             f"training diverged (try a lower --lr); the last good checkpoint "
                                             f"is kept in {out / 'checkpoints'}")
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with compile_errors(config.compile):
+                        loss.backward()
                     optimizer.step()
 
                     errors = int((logits.argmax(1) != y).sum())

@@ -36,12 +36,14 @@ def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "au
         raise ValueError(f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model "
                          f"was trained on {meta['num_classes']} classes of {meta['in_channels']}x{meta['image_size']}²")
     precision = meta["config"].get("precision", "fp32")
-    pred = predict(model, data.x_test, normalize, device, precision).argmax(1)
+    flip = bool(meta["config"].get("tta_flip")) and data.flip  # evaluated as the run evaluated itself
+    pred = predict(model, data.x_test, normalize, device, precision, flip=flip).argmax(1)
     cm = confusion_matrix(pred, data.y_test, data.num_classes)
     names = meta["class_names"]
     error = 1 - cm.diag().sum().item() / cm.sum().item()
     per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float()).tolist()
-    print(f"{resolve(path)} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images")
+    print(f"{resolve(path)} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images"
+          + (", flip test-time augmentation" if flip else ""))
     print(f"test error: {100 * error:.2f}%")
     print("per-class accuracy:")
     for name, acc in zip(names, per_class):

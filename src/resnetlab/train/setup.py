@@ -88,7 +88,32 @@ def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
                          norm_layer=None if config.norm == "bn" else config.norm)
     if config.weights:
         load_pretrained(model, config.weights, log)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def training_forward(model: nn.Module, config: TrainConfig):
+    """The module the training steps call: ``model`` itself, or compiled by ``torch.compile``
+    (sharing its parameters, so checkpoints and evaluation use ``model`` unchanged)."""
+    if not config.compile:
+        return model
+    if not hasattr(torch, "compile"):
+        raise ValueError(f"--compile needs torch.compile (PyTorch >= 2.0; this is {torch.__version__}); run without --compile")
+    return torch.compile(model)
+
+
+@contextlib.contextmanager
+def compile_errors(enabled: bool):
+    """A failure of torch.compile's compiler (no C++ compiler, unsupported platform) as one line."""
+    try:
+        yield
+    except Exception as e:
+        if enabled and type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise ValueError(f"--compile: torch.compile failed ({type(e).__name__}: {first}); "
+                             f"run without --compile") from None
+        raise
 
 
 def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
@@ -109,13 +134,14 @@ def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
     log(f"weights: loaded {len(state)} tensors from {path}")
 
 
-def normalizer(mean: list[float], std: list[float], device: torch.device):
-    """uint8 (N, C, H, W) → float32 normalized per channel, on ``device``."""
+def normalizer(mean: list[float], std: list[float], device: torch.device, channels_last: bool = False):
+    """uint8 (N, C, H, W) → float32 normalized per channel, on ``device`` (NHWC if ``channels_last``)."""
     scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(1, -1, 1, 1)
     shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=device).view(1, -1, 1, 1)
 
     def normalize(x: Tensor) -> Tensor:
-        return torch.addcmul(shift, x.to(device, non_blocking=True).float(), scale)
+        x = torch.addcmul(shift, x.to(device, non_blocking=True).float(), scale)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     return normalize
 

