@@ -110,7 +110,7 @@ def _experiment_parser(commands) -> None:
     p.add_argument("--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)")
     p.add_argument("--steps", type=int, metavar="K", help="gradients: SGD steps before the second measurement (20)")
     p.add_argument("--model", help="batchnorm: the network (default resnet20)")
-    p.add_argument("--recipe", help="paper-cifar (default) | cosine")
+    p.add_argument("--recipe", help="paper-cifar (default) | cosine | fast-cifar")
     p.add_argument("--subset", type=int, metavar="N")
     p.add_argument("--val-split", type=int, metavar="N")
     budget = p.add_mutually_exclusive_group()
@@ -120,6 +120,8 @@ def _experiment_parser(commands) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, metavar="N")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training steps")
+    p.add_argument("--eval-every", type=int, metavar="N", help="epochs between test evaluations (0: only at the end)")
     p.add_argument("--out", metavar="DIR", help="default runs/experiment-<name>")
     p.set_defaults(func=cmd_experiment)
 

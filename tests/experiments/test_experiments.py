@@ -63,6 +63,14 @@ def test_cifar_table_command(tiny_npz, tmp_path):
     assert "| ResNet-20 | 12 |" in table and "| 8.75 |" in table and "| ResNet-8 | 12 |" in table
 
 
+def test_experiment_passes_training_options(tiny_npz, tmp_path):
+    out = tmp_path / "table"
+    assert main(["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "--out", str(out),
+                 "--eval-every", "0", "--no-compile", *TINY]) == 0
+    config = json.loads((out / "resnet8" / "config.json").read_text())["config"]
+    assert config["eval_every"] == 0 and config["compile"] is False
+
+
 def test_bad_depth_is_one_line_error(tmp_path, capsys):
     assert main(["experiment", "cifar-table", "--depths", "21", "--iterations", "1", "--out", str(tmp_path / "t")]) == 1
     assert "6n+2" in capsys.readouterr().err

@@ -181,6 +181,36 @@ def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path):
     assert main(["train", "--resume", str(out), "--model", "resnet8"]) == 0  # agreeing flags are fine
 
 
+def test_resume_may_change_how_a_run_executes(tiny_npz, tmp_path, monkeypatch):
+    """Device, threads, compilation, memory format and evaluation cadence may change on a resume
+    (e.g. to finish a long run with --compile); what is computed may not."""
+    from contextlib import contextmanager
+
+    from resnetlab.train import resume_config
+
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    fit(tiny_config(tiny_npz, reference))
+
+    @contextmanager
+    def stop_after_9_checks():
+        yield StopAfter(9)
+
+    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_9_checks)
+    with pytest.raises(TrainingInterrupted):
+        fit(tiny_config(tiny_npz, out))
+    monkeypatch.undo()
+    config = resume_config(out, {"threads": 2, "eval_every": 0, "channels_last": True})
+    assert config.threads == 2 and config.channels_last and config.eval_every == 0
+    fit(config, resume=True)
+    log = (out / "train.log").read_text()
+    assert "resuming with threads 2 (the run so far: 1)" in log and "resuming with channels_last true" in log
+    ref, got = final_weights(reference), final_weights(out)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="only --device, --threads, --compile"):
+        resume_config(out, {"weight_decay": 0.0})
+
+
 def test_new_run_refuses_to_overwrite(tiny_npz, tmp_path):
     fit(tiny_config(tiny_npz, tmp_path / "run", iterations=3))
     with pytest.raises(ValueError, match="already holds a run"):

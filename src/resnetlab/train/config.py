@@ -10,6 +10,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
+# Fields that say how and where a run executes, not what it computes: a resumed run may change them
+# (e.g. continue on another machine, or with --compile), at the price of bitwise equality with an
+# uninterrupted run.
+EXECUTION = ("device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "resnet20"  # a registry name (resnetlab models)
@@ -64,12 +70,12 @@ class TrainConfig:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    def differences(self, saved: dict) -> list[str]:
+    def differences(self, saved: dict, execution: bool = True) -> list[str]:
         """Fields whose value differs from a saved config (fields added since it was saved compare
-        against their defaults)."""
+        against their defaults); without ``execution``, only those that change what is computed."""
         mine = json.loads(json.dumps(self.to_json()))
         defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(iterations=1))))
-        return [k for k, v in mine.items() if saved.get(k, defaults[k]) != v]
+        return [k for k, v in mine.items() if saved.get(k, defaults[k]) != v and (execution or k not in EXECUTION)]
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -141,8 +147,10 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
         raise ValueError(f"--resume {run_dir}: no config.json there (is it a run folder?)")
     config = TrainConfig.from_json(json.loads(path.read_text())["config"])
     saved = json.loads(json.dumps(config.to_json()))
-    clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in (overrides or {}).items()
-             if json.loads(json.dumps(v)) != saved.get(k)]
+    overrides = overrides or {}
+    clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in overrides.items()
+             if k not in EXECUTION and json.loads(json.dumps(v)) != saved.get(k)]
     if clash:
-        raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)}")
-    return config
+        raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)} "
+                         f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION)} may change)")
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in EXECUTION})

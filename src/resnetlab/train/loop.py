@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -73,7 +74,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     state = dict(iteration=0, epoch=0, step=0, loss_sum=0.0, errors=0, seen=0, elapsed_s=0.0,
                  best_val_error=None, warmup_done=config.warmup_lr is None, error_ema=1.0, metrics=[])
     if resume:
-        state = restore(out, model, optimizer, config)
+        state = restore(out, model, optimizer, config, log)
         log(f"resumed {out} at iteration {state['iteration']}")
     else:
         write_json(out / "config.json", {"config": config.to_json(), "command": sys.argv,
@@ -195,14 +196,16 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     return final
 
 
-def restore(out: Path, model, optimizer, config: TrainConfig) -> dict:
+def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict:
     """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``."""
     if ckpt.latest(out / "checkpoints") is None:
         raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/ holds none)")
     model_state, tensors, meta = ckpt.read_checkpoint(out)
-    changed = config.differences(meta["config"])
+    changed = config.differences(meta["config"], execution=False)
     if changed:
         raise ValueError(f"--resume {out}: the checkpoint was made with another {', '.join(changed)}")
+    for k in config.differences(meta["config"]):  # execution fields only, e.g. --compile on a resume
+        log(f"resuming with {k} {json.dumps(getattr(config, k))} (the run so far: {json.dumps(meta['config'].get(k))})")
     model.load_state_dict(model_state, strict=True)
     opt_state = {}
     for key, value in tensors.items():
