@@ -11,7 +11,6 @@ from .resnet import ResNet, check_kwargs
 
 WIDTHS = [16, 32, 64]
 DEPTHS = (20, 32, 44, 56, 110, 1202)  # Table 6
-PLAIN_DEPTHS = (20, 32, 44, 56, 110)
 
 
 def cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
@@ -30,17 +29,70 @@ def cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
     return ResNet(BasicBlock, [n, n, n], WIDTHS, stem="cifar", residual=residual, **kwargs)
 
 
-def _register(depth: int, residual: bool) -> None:
-    builder = partial(cifar_resnet, depth, residual)
-    builder.__name__ = f"{'resnet' if residual else 'plain'}{depth}"
-    builder.__doc__ = f"CIFAR {'ResNet' if residual else 'plain net'}-{depth} (Sec. 4.2)."
-    globals()[builder.__name__] = register_model(builder)
+@register_model
+def resnet20(**kwargs) -> ResNet:
+    """CIFAR ResNet-20 (Sec. 4.2, Table 6)."""
+    return cifar_resnet(20, residual=True, **kwargs)
 
 
-for _depth in DEPTHS:
-    _register(_depth, True)
-for _depth in PLAIN_DEPTHS:
-    _register(_depth, False)
+@register_model
+def resnet32(**kwargs) -> ResNet:
+    """CIFAR ResNet-32 (Sec. 4.2, Table 6)."""
+    return cifar_resnet(32, residual=True, **kwargs)
+
+
+@register_model
+def resnet44(**kwargs) -> ResNet:
+    """CIFAR ResNet-44 (Sec. 4.2, Table 6)."""
+    return cifar_resnet(44, residual=True, **kwargs)
+
+
+@register_model
+def resnet56(**kwargs) -> ResNet:
+    """CIFAR ResNet-56 (Sec. 4.2, Table 6)."""
+    return cifar_resnet(56, residual=True, **kwargs)
+
+
+@register_model
+def resnet110(**kwargs) -> ResNet:
+    """CIFAR ResNet-110 (Sec. 4.2, Table 6)."""
+    return cifar_resnet(110, residual=True, **kwargs)
+
+
+@register_model
+def resnet1202(**kwargs) -> ResNet:
+    """CIFAR ResNet-1202 (Sec. 4.2, Table 6)."""
+    return cifar_resnet(1202, residual=True, **kwargs)
+
+
+@register_model
+def plain20(**kwargs) -> ResNet:
+    """CIFAR plain net-20: ResNet-20 without shortcuts (Sec. 4.2, Fig. 6)."""
+    return cifar_resnet(20, residual=False, **kwargs)
+
+
+@register_model
+def plain32(**kwargs) -> ResNet:
+    """CIFAR plain net-32: ResNet-32 without shortcuts (Sec. 4.2, Fig. 6)."""
+    return cifar_resnet(32, residual=False, **kwargs)
+
+
+@register_model
+def plain44(**kwargs) -> ResNet:
+    """CIFAR plain net-44: ResNet-44 without shortcuts (Sec. 4.2, Fig. 6)."""
+    return cifar_resnet(44, residual=False, **kwargs)
+
+
+@register_model
+def plain56(**kwargs) -> ResNet:
+    """CIFAR plain net-56: ResNet-56 without shortcuts (Sec. 4.2, Fig. 6)."""
+    return cifar_resnet(56, residual=False, **kwargs)
+
+
+@register_model
+def plain110(**kwargs) -> ResNet:
+    """CIFAR plain net-110: ResNet-110 without shortcuts (Sec. 4.2, Fig. 6)."""
+    return cifar_resnet(110, residual=False, **kwargs)
 
 
 def _resolve(name: str):
