@@ -63,7 +63,8 @@ def _plot(path: Path, results: dict, depths) -> None:
             ax.plot(it, [100 * r["train_error"] for r in records], color=f"C{k}", lw=0.8)
             test = [(r["iteration"], 100 * r["test_error"]) for r in records if r["test_error"] is not None]
             if test:
-                ax.plot(*zip(*test), color=f"C{k}", lw=2.2, label=f"{kind}-{depth}")
+                ax.plot(*zip(*test), color=f"C{k}", lw=2.2, marker="o" if len(test) < 3 else None,
+                        label=f"{kind}-{depth}")
         ax.set_title("plain" if kind == "plain" else "ResNet")
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)

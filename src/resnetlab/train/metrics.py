@@ -53,8 +53,8 @@ def plot_curves(path: Path, runs: dict[str, list[dict]], title: str = "") -> Non
         for split, style in (("test_error", "-"), ("val_error", "--")):
             points = [(r["iteration"], 100 * r[split]) for r in records if r.get(split) is not None]
             if points:
-                ax.plot(*zip(*points), color=color, lw=2.2, ls=style,
-                        label=f"{label} {split.split('_')[0]}")
+                ax.plot(*zip(*points), color=color, lw=2.2, ls=style, marker="o" if len(points) < 3 else None,
+                        label=f"{label} {split.split('_')[0]}")  # a marker: one evaluation is still seen
     ax.set_xlabel("iterations")
     ax.set_ylabel("error (%)")
     ax.set_ylim(bottom=0)
