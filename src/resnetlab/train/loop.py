@@ -148,15 +148,15 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     model.train()
-                    with autocast(device, config.precision), compile_errors(config.compile):
-                        logits = forward(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                    if not torch.isfinite(loss):
-                        raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
-                                            f"training diverged (try a lower --lr); the last good checkpoint "
-                                            f"is kept in {out / 'checkpoints'}")
-                    optimizer.zero_grad(set_to_none=True)
-                    with compile_errors(config.compile):
+                    with compile_errors(config.compile):  # torch.compile builds forward and backward lazily
+                        with autocast(device, config.precision):
+                            logits = forward(x)
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                        if not torch.isfinite(loss):
+                            raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
+                                                f"training diverged (try a lower --lr); the last good checkpoint "
+                                                f"is kept in {out / 'checkpoints'}")
+                        optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                     optimizer.step()
 
