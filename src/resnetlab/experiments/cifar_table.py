@@ -3,6 +3,7 @@ recipe, test error of the final model beside the paper's numbers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .runs import pct, train_run
@@ -21,14 +22,23 @@ def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str =
         r = train_run(out / f"resnet{depth}", recipe, log=log, model=f"resnet{depth}", **fields)
         last = r["records"][-1] if r["records"] else {}
         rows.append({"depth": depth, "iterations": last.get("iteration"), "test_error": last.get("test_error"),
-                     "time_s": last.get("time_s"), "diverged": r["diverged"]})
+                     "time_s": last.get("time_s"), "diverged": r["diverged"], "hardware": _hardware(out / f"resnet{depth}")})
     cfg = r["config"]
     lines = [f"# CIFAR-10 test error ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
-             "| model | iterations | test error (%) | paper (%) | compute time (h) |", "|---|---|---|---|---|"]
+             "| model | iterations | test error (%) | paper (%) | compute time (h) | hardware |", "|---|---|---|---|---|---|"]
     for row in rows:
         time_h = "—" if row["time_s"] is None else f"{row['time_s'] / 3600:.2f}"
         lines.append(f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {pct(row['test_error'])} | "
-                     f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} |")
+                     f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {row['hardware']} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     log("\n".join(lines))
     return rows
+
+
+def _hardware(run: Path) -> str:
+    """Where the run started (its config.json); a resume on other hardware is logged in train.log."""
+    try:
+        p = json.loads((run / "config.json").read_text())["provenance"]
+    except (OSError, ValueError, KeyError):
+        return "—"
+    return f"{p.get('gpu') or p.get('cpu')}, {p.get('threads')} threads, torch {p.get('torch')}"
