@@ -211,6 +211,24 @@ def test_resume_may_change_how_a_run_executes(tiny_npz, tmp_path, monkeypatch):
         resume_config(out, {"weight_decay": 0.0})
 
 
+def test_resume_a_moved_run_continues_where_it_now_is(tiny_npz, tmp_path):
+    """A run folder may be moved (or named by another path) between sessions: resuming continues
+    in the folder given, never in the path saved in its config."""
+    from resnetlab.cli import main
+    from resnetlab.train import resume_config
+
+    old, new = tmp_path / "old", tmp_path / "moved" / "run"
+    fit(tiny_config(tiny_npz, old, iterations=5))
+    new.parent.mkdir()
+    old.rename(new)
+    config = resume_config(new, {"iterations": 5})
+    assert config.out == str(new)
+    with pytest.raises(ValueError, match="drop --out"):
+        resume_config(new, {"out": str(tmp_path / "elsewhere")})
+    assert main(["train", "--resume", str(new), "--out", str(new)]) == 0 and not old.exists()
+    assert "resuming with out" in (new / "train.log").read_text()
+
+
 def test_new_run_refuses_to_overwrite(tiny_npz, tmp_path):
     fit(tiny_config(tiny_npz, tmp_path / "run", iterations=3))
     with pytest.raises(ValueError, match="already holds a run"):

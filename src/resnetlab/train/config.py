@@ -11,9 +11,9 @@ from pathlib import Path
 
 
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
-# (e.g. continue on another machine, or with --compile), at the price of bitwise equality with an
-# uninterrupted run.
-EXECUTION = ("device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints")
+# (e.g. continue on another machine, with --compile, or in a folder that was moved), at the price of
+# bitwise equality with an uninterrupted run.
+EXECUTION = ("device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints", "out")
 
 
 @dataclass(frozen=True)
@@ -140,17 +140,20 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
 
 
 def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainConfig:
-    """The config saved in a run folder. ``overrides`` (e.g. flags repeated on the command line) must
-    agree with it: a run continues exactly as it started."""
+    """The config saved in a run folder, continuing in that folder wherever it now is. ``overrides``
+    (e.g. flags repeated on the command line) must agree with it: a run continues as it started."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ValueError(f"--resume {run_dir}: no config.json there (is it a run folder?)")
     config = TrainConfig.from_json(json.loads(path.read_text())["config"])
     saved = json.loads(json.dumps(config.to_json()))
-    overrides = overrides or {}
+    overrides = dict(overrides or {})
+    out = overrides.pop("out", None)
+    if out is not None and Path(out).resolve() != Path(run_dir).resolve():
+        raise ValueError(f"--resume {run_dir} continues the run in that folder; drop --out {out}")
     clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in overrides.items()
              if k not in EXECUTION and json.loads(json.dumps(v)) != saved.get(k)]
     if clash:
         raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)} "
-                         f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION)} may change)")
-    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in EXECUTION})
+                         f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION if k != 'out')} may change)")
+    return dataclasses.replace(config, out=str(run_dir), **{k: v for k, v in overrides.items() if k in EXECUTION})
