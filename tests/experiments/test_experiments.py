@@ -38,6 +38,7 @@ def test_degradation_command(tiny_npz, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert all(f"| {m} | 12 |" in report for m in ("plain8", "plain14", "resnet8", "resnet14"))
     assert "Measured:" in report and (out / "degradation.png").stat().st_size > 10_000
+    assert "points at depth 8" in report and "points at depth 14" in report
     # Running it again continues (here: reads back) the finished runs instead of starting over.
     assert main(["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out),
                  *TINY]) == 0

@@ -46,9 +46,12 @@ def _verdict(rows: list[dict], depths) -> str:
         return "Some runs have no results yet."
     plain = "trains worse than" if err[f"plain{hi}"] > err[f"plain{lo}"] else "does not train worse than"
     res = "no worse than" if err[f"resnet{hi}"] <= err[f"resnet{lo}"] else "worse than"
+    gaps = ", ".join(f"{pct(err[f'plain{d}'] - err[f'resnet{d}'])} points at depth {d}" for d in depths
+                     if err.get(f"plain{d}") is not None and err.get(f"resnet{d}") is not None)
     return (f"Measured: plain-{hi} {plain} plain-{lo} (final training error {pct(err[f'plain{hi}'])}% vs "
             f"{pct(err[f'plain{lo}'])}%); resnet-{hi} trains {res} resnet-{lo} "
-            f"({pct(err[f'resnet{hi}'])}% vs {pct(err[f'resnet{lo}'])}%).")
+            f"({pct(err[f'resnet{hi}'])}% vs {pct(err[f'resnet{lo}'])}%). Plain minus residual training "
+            f"error: {gaps}.")
 
 
 def _plot(path: Path, results: dict, depths) -> None:
