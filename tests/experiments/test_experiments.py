@@ -49,11 +49,17 @@ def test_batchnorm_command(tiny_npz, tmp_path):
     assert main(["experiment", "batchnorm", "--data", f"npz:{tiny_npz}", "--model", "resnet8", "--lrs", "0.05", "1e9",
                  "--out", str(out), *TINY]) == 0
     report = (out / "report.md").read_text()
-    assert "| none | 1e+09 | yes |" in report  # without BN an absurd learning rate diverges...
+    assert "| none | 1e+09 | yes, at iteration " in report  # without BN an absurd learning rate diverges...
     assert "| BN | 0.05 | no |" in report
-    for stats in ("mini-batch", "population (running averages)", "recalibrated"):
+    for stats in ("mini-batch (128 test", "mini-batch (8 test", "population (running averages)", "recalibrated"):
         assert stats in report
     assert (out / "batchnorm.png").stat().st_size > 10_000
+    # Again: the finished runs are read back and the diverged one is not trained a second time.
+    log = (out / "resnet8-none-lr1e+09" / "train.log").read_text()
+    assert main(["experiment", "batchnorm", "--data", f"npz:{tiny_npz}", "--model", "resnet8", "--lrs", "0.05", "1e9",
+                 "--out", str(out), *TINY]) == 0
+    assert (out / "resnet8-none-lr1e+09" / "train.log").read_text() == log
+    assert (out / "report.md").read_text() == report
 
 
 def test_cifar_table_command(tiny_npz, tmp_path):

@@ -5,6 +5,7 @@ statistics vs population statistics vs recalibrated ones (Algorithm 2)."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20"
     for name, (norm, lr, r) in runs.items():
         recs = r["records"]
         reach = next((rec["iteration"] for rec in recs if rec["train_error"] < target_error), None)
-        rows.append({"run": name, "norm": norm, "lr": lr, "diverged": r["diverged"], "reach": reach,
+        rows.append({"run": name, "norm": norm, "lr": lr, "diverged": _diverged_at(r["diverged"]), "reach": reach,
                      "train_error": recs[-1]["train_error"] if recs else None,
                      "test_error": recs[-1]["test_error"] if recs else None})
     _plot(out / "batchnorm.png", runs, target_error)
@@ -40,11 +41,12 @@ def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20"
              f"| norm | lr | diverged | iterations to training error < {100 * target_error:.0f}% | "
              "final training error (%) | final test error (%) |", "|---|---|---|---|---|---|"]
     for r in rows:
-        div = "yes" if r["diverged"] else "no"
+        div = "no" if r["diverged"] is None else f"yes, at iteration {r['diverged']}"
         lines.append(f"| {'BN' if r['norm'] == 'bn' else 'none'} | {r['lr']:g} | {div} | {r['reach'] or 'not reached'} | "
                      f"{pct(r['train_error'])} | {pct(r['test_error'])} |")
-    bn_run = next((out / n for n, (norm, lr, r) in runs.items() if norm == "bn" and not r["diverged"] and r["records"]), None)
-    if bn_run is not None:
+    trained = [row for row in rows if row["norm"] == "bn" and row["diverged"] is None and row["train_error"] is not None]
+    if trained:  # the best-trained BN model: its statistics are the ones worth comparing
+        bn_run = out / min(trained, key=lambda row: row["train_error"])["run"]
         modes = evaluation_modes(bn_run)
         lines += ["", f"## Evaluating {bn_run.name}: which statistics normalize the test images", "",
                   "| statistics | test error (%) |", "|---|---|"]
@@ -56,18 +58,21 @@ def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20"
 
 
 @torch.no_grad()
-def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100) -> dict[str, float]:
+def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100, small_batch: int = 8) -> dict[str, float]:
     """Test error of one trained model normalized three ways: by each test mini-batch's own
-    statistics (training mode), by the running averages (eval), and by population statistics
-    recomputed over training batches with ``recalibrate_batchnorm`` (Algorithm 2)."""
+    statistics (training mode; batches of ``batch_size`` and of ``small_batch``), by the running
+    averages (eval), and by population statistics recomputed over training batches with
+    ``recalibrate_batchnorm`` (Algorithm 2)."""
     model, meta = load_checkpoint(run)
     data = load_data(meta["config"]["data"], meta["image_size"]).subset(meta["config"].get("subset"))
     normalize = normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], torch.device("cpu"))
     x, y = data.x_test, data.y_test
-    batch_stats = copy.deepcopy(model).train()
-    logits = torch.cat([batch_stats(normalize(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
-    results = {f"mini-batch ({batch_size} test images)": error_rate(logits, y),
-               "population (running averages)": error_rate(predict(model, x, normalize, torch.device("cpu")), y)}
+    batch_stats = copy.deepcopy(model).train()  # a copy: training mode also moves the running averages
+    results = {}
+    for size in (batch_size, small_batch):  # smaller batches, noisier statistics (BN paper Sec. 3.1)
+        logits = torch.cat([batch_stats(normalize(x[i:i + size])) for i in range(0, len(x), size)])
+        results[f"mini-batch ({size} test images)"] = error_rate(logits, y)
+    results["population (running averages)"] = error_rate(predict(model, x, normalize, torch.device("cpu")), y)
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(data.y_train), generator=gen)
     batches = (normalize(data.x_train[perm[i:i + batch_size]]) for i in range(0, len(perm) - batch_size + 1, batch_size))
@@ -75,6 +80,14 @@ def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100)
     results[f"recalibrated ({recal_batches} training batches)"] = error_rate(
         predict(model, x, normalize, torch.device("cpu")), y)
     return results
+
+
+def _diverged_at(message: str | None) -> int | str | None:
+    """The iteration named in a divergence message (``NonFiniteLoss``), or None if the run did not diverge."""
+    if message is None:
+        return None
+    found = re.search(r"iteration (\d+)", message)
+    return int(found.group(1)) if found else "?"
 
 
 def _plot(path: Path, runs: dict, target_error: float) -> None:
@@ -85,7 +98,8 @@ def _plot(path: Path, runs: dict, target_error: float) -> None:
         recs = r["records"]
         if not recs:  # diverged before its first epoch ended: still named in the legend
             ax.plot([], [], color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--",
-                    label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g} (diverged in epoch 1)")
+                    label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g} (diverged at iteration "
+                          f"{_diverged_at(r['diverged'])})")
         else:
             ax.plot([x["iteration"] for x in recs], [100 * x["train_error"] for x in recs],
                     color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--", lw=1.6,

@@ -11,20 +11,22 @@ from ..train.checkpoint import latest
 
 def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
     """Train (or finish, or just read back) the run in ``out``; returns its metric records and
-    whether it diverged. Re-running an experiment continues its unfinished runs."""
+    whether it diverged. Re-running an experiment continues its unfinished runs; a run that diverged
+    stays diverged (delete its folder to try again)."""
     config = make_config(recipe, out=str(out), **fields)
-    diverged = None
-    try:
-        fit(config, resume=latest(out / "checkpoints") is not None)
-    except NonFiniteLoss as e:
-        diverged = str(e)
-        log(f"{out.name}: {e}")
+    marker = out / "diverged.txt"
+    diverged = marker.read_text() if marker.exists() else None
+    if diverged is not None:
+        log(f"{out.name}: diverged before ({marker}); not trained again")
+    else:
+        try:
+            fit(config, resume=latest(out / "checkpoints") is not None)
+        except NonFiniteLoss as e:
+            diverged = str(e)
+            marker.write_text(diverged)
+            log(f"{out.name}: {e}")
     path = out / "metrics.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    if diverged is None and (out / "diverged.txt").exists():
-        diverged = (out / "diverged.txt").read_text()
-    elif diverged is not None:
-        (out / "diverged.txt").write_text(diverged)
     return {"records": records, "diverged": diverged, "config": config}
 
 

@@ -85,10 +85,14 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         f"({n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads")
     log(f"config:\n{config}")
 
+    def kept() -> str:
+        last = ckpt.latest(out / "checkpoints")
+        return "no checkpoint had been saved yet" if last is None else f"the last good checkpoint is kept: {last}"
+
     def save(best: bool = False) -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never save a diverged model
             raise NonFiniteLoss(f"the weights are not finite at iteration {state['iteration']}: training "
-                                f"diverged (try a lower --lr); the last good checkpoint is kept in {out / 'checkpoints'}")
+                                f"diverged (try a lower --lr); {kept()}")
         elapsed = state["elapsed_s"] + time.perf_counter() - started
         meta = {**state, "elapsed_s": elapsed, "config": config.to_json(), "model": config.model,
                 "num_classes": data.num_classes, "in_channels": data.image_shape[0], "image_size": data.image_shape[-1],
@@ -154,8 +158,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                         loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
                         if not torch.isfinite(loss):
                             raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
-                                                f"training diverged (try a lower --lr); the last good checkpoint "
-                                                f"is kept in {out / 'checkpoints'}")
+                                                f"training diverged (try a lower --lr); {kept()}")
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                     optimizer.step()
