@@ -229,6 +229,21 @@ def test_resume_a_moved_run_continues_where_it_now_is(tiny_npz, tmp_path):
     assert "resuming with out" in (new / "train.log").read_text()
 
 
+def test_resume_of_a_run_older_than_a_field_logs_its_default(tiny_npz, tmp_path):
+    """A checkpoint saved before a config field existed ran with that field's default."""
+    from resnetlab.train import resume_config
+    from resnetlab.train.checkpoint import latest
+
+    out = tmp_path / "run"
+    fit(tiny_config(tiny_npz, out, iterations=5))
+    state = latest(out / "checkpoints") / "state.json"
+    meta = json.loads(state.read_text())
+    del meta["config"]["eval_every"]
+    state.write_text(json.dumps(meta))
+    fit(resume_config(out, {"eval_every": 0}), resume=True)
+    assert "resuming with eval_every 0 (the run so far: 1)" in (out / "train.log").read_text()
+
+
 def test_new_run_refuses_to_overwrite(tiny_npz, tmp_path):
     fit(tiny_config(tiny_npz, tmp_path / "run", iterations=3))
     with pytest.raises(ValueError, match="already holds a run"):

@@ -208,7 +208,8 @@ def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict
     if changed:
         raise ValueError(f"--resume {out}: the checkpoint was made with another {', '.join(changed)}")
     for k in config.differences(meta["config"]):  # execution fields only, e.g. --compile on a resume
-        log(f"resuming with {k} {json.dumps(getattr(config, k))} (the run so far: {json.dumps(meta['config'].get(k))})")
+        before = meta["config"].get(k, TrainConfig.__dataclass_fields__[k].default)  # a field newer than the run: its default
+        log(f"resuming with {k} {json.dumps(getattr(config, k))} (the run so far: {json.dumps(before)})")
     model.load_state_dict(model_state, strict=True)
     opt_state = {}
     for key, value in tensors.items():
