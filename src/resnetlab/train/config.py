@@ -74,8 +74,7 @@ class TrainConfig:
         """Fields whose value differs from a saved config (fields added since it was saved compare
         against their defaults); without ``execution``, only those that change what is computed."""
         mine = json.loads(json.dumps(self.to_json()))
-        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(iterations=1))))
-        return [k for k, v in mine.items() if saved.get(k, defaults[k]) != v and (execution or k not in EXECUTION)]
+        return [k for k, v in mine.items() if saved_value(saved, k) != v and (execution or k not in EXECUTION)]
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -137,6 +136,13 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
     if "milestones" in values:
         values["milestones"] = tuple(values["milestones"])
     return TrainConfig(**values)
+
+
+def saved_value(saved: dict, name: str):
+    """A field of a saved config (as JSON); a field added since the config was saved has its default."""
+    if name in saved:
+        return saved[name]
+    return json.loads(json.dumps(dataclasses.asdict(TrainConfig(iterations=1))))[name]
 
 
 def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainConfig:

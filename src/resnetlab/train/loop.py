@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..data import generator, pad_crop_flip
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, saved_value
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
 from .setup import (Log, build_model, compile_errors, graceful_interrupt, model_input_size, normalizer, prepare_data,
@@ -208,8 +208,8 @@ def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict
     if changed:
         raise ValueError(f"--resume {out}: the checkpoint was made with another {', '.join(changed)}")
     for k in config.differences(meta["config"]):  # execution fields only, e.g. --compile on a resume
-        before = meta["config"].get(k, TrainConfig.__dataclass_fields__[k].default)  # a field newer than the run: its default
-        log(f"resuming with {k} {json.dumps(getattr(config, k))} (the run so far: {json.dumps(before)})")
+        log(f"resuming with {k} {json.dumps(getattr(config, k))} "
+            f"(the run so far: {json.dumps(saved_value(meta['config'], k))})")
     model.load_state_dict(model_state, strict=True)
     opt_state = {}
     for key, value in tensors.items():
