@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -140,9 +141,12 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
 
 def saved_value(saved: dict, name: str):
     """A field of a saved config (as JSON); a field added since the config was saved has its default."""
-    if name in saved:
-        return saved[name]
-    return json.loads(json.dumps(dataclasses.asdict(TrainConfig(iterations=1))))[name]
+    return saved[name] if name in saved else _defaults()[name]
+
+
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(TrainConfig(iterations=1))))
 
 
 def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainConfig:
