@@ -252,12 +252,13 @@ def test_new_run_refuses_to_overwrite(tiny_npz, tmp_path):
 
 def test_divergence_stops_cleanly_keeping_last_good_checkpoint(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(NonFiniteLoss, match=r"iteration \d+: training diverged .*checkpoint is kept: .*checkpoints"):
+    with pytest.raises(NonFiniteLoss, match=r"iteration \d+: training diverged .*checkpoint is kept: .*checkpoints") as e:
         fit(tiny_config(tiny_npz, out, lr=1e12, iterations=200, save_every=1))
     last = json.loads((out / "checkpoints" / "last" / "state.json").read_text())
     weights = final_weights(out)
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
-    assert last["iteration"] < 200
+    assert last["iteration"] < e.value.iteration < 200  # the iteration that diverged, after the last good one
+    assert f"iteration {e.value.iteration}:" in str(e.value)
     # Diverging before the first checkpoint says so instead of pointing at one that does not exist.
     with pytest.raises(NonFiniteLoss, match="no checkpoint had been saved yet"):
         fit(tiny_config(tiny_npz, tmp_path / "early", model="resnet8", norm="none", lr=1e12, save_every=None))

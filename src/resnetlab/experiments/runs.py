@@ -10,20 +10,20 @@ from ..train.checkpoint import latest
 
 
 def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
-    """Train (or finish, or just read back) the run in ``out``; returns its metric records and
-    whether it diverged. Re-running an experiment continues its unfinished runs; a run that diverged
-    stays diverged (delete its folder to try again)."""
+    """Train (or finish, or just read back) the run in ``out``; returns its metric records and, if it
+    diverged, ``{"iteration", "message"}``. Re-running an experiment continues its unfinished runs;
+    a run that diverged stays diverged (delete its folder to try again)."""
     config = make_config(recipe, out=str(out), **fields)
-    marker = out / "diverged.txt"
-    diverged = marker.read_text() if marker.exists() else None
+    marker = out / "diverged.json"
+    diverged = json.loads(marker.read_text()) if marker.exists() else None
     if diverged is not None:
         log(f"{out.name}: diverged before ({marker}); not trained again")
     else:
         try:
             fit(config, resume=latest(out / "checkpoints") is not None)
         except NonFiniteLoss as e:
-            diverged = str(e)
-            marker.write_text(diverged)
+            diverged = {"iteration": e.iteration, "message": str(e)}
+            marker.write_text(json.dumps(diverged, indent=1) + "\n")
             log(f"{out.name}: {e}")
     path = out / "metrics.json"
     records = json.loads(path.read_text()) if path.exists() else []

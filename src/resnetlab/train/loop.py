@@ -22,7 +22,11 @@ from .setup import (Log, build_model, compile_errors, graceful_interrupt, model_
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite: training diverged."""
+    """The loss became NaN or infinite: training diverged at ``iteration``."""
+
+    def __init__(self, message: str, iteration: int):
+        super().__init__(message)
+        self.iteration = iteration
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -92,7 +96,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     def save(best: bool = False) -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never save a diverged model
             raise NonFiniteLoss(f"the weights are not finite at iteration {state['iteration']}: training "
-                                f"diverged (try a lower --lr); {kept()}")
+                                f"diverged (try a lower --lr); {kept()}", state["iteration"])
         elapsed = state["elapsed_s"] + time.perf_counter() - started
         meta = {**state, "elapsed_s": elapsed, "config": config.to_json(), "model": config.model,
                 "num_classes": data.num_classes, "in_channels": data.image_shape[0], "image_size": data.image_shape[-1],
@@ -158,7 +162,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                         loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
                         if not torch.isfinite(loss):
                             raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
-                                                f"training diverged (try a lower --lr); {kept()}")
+                                                f"training diverged (try a lower --lr); {kept()}", state["iteration"] + 1)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                     optimizer.step()
