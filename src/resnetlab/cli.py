@@ -78,12 +78,24 @@ def cmd_predict(args) -> int:
 
 def cmd_experiment(args) -> int:
     from . import experiments
+    from .train import TrainingInterrupted
 
     fields = {k: v for k, v in vars(args).items() if k not in ("command", "func", "name", "out", "depths", "lrs",
                                                                   "steps", "recipe")}
     fields.setdefault("data", "default")
     recipe = getattr(args, "recipe", "paper-cifar")
     out = getattr(args, "out", None) or f"runs/experiment-{args.name}"
+    try:
+        _run_experiment(args, experiments, out, recipe, fields)
+    except TrainingInterrupted as e:  # the runs keep their checkpoints; the experiment continues them
+        print(f"resnetlab: {e.out} interrupted at iteration {e.iteration} (checkpoint saved); run the same "
+              f"command again to continue the experiment", file=sys.stderr)
+        return 130
+    print(f"outputs in {out}")
+    return 0
+
+
+def _run_experiment(args, experiments, out: str, recipe: str, fields: dict) -> None:
     if args.name == "gradients":
         setup = experiments.GradientSetup(depths=tuple(getattr(args, "depths", (20, 56, 110))),
                                           steps=getattr(args, "steps", 20), seed=fields.get("seed", 0))
@@ -95,8 +107,6 @@ def cmd_experiment(args) -> int:
     else:
         experiments.run_cifar_table(out, depths=tuple(getattr(args, "depths", (20, 32, 44, 56, 110))),
                                     recipe=recipe, **fields)
-    print(f"outputs in {out}")
-    return 0
 
 
 def _experiment_parser(commands) -> None:

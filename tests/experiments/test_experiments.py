@@ -3,6 +3,9 @@
 import csv
 import json
 
+from contextlib import contextmanager
+
+import resnetlab.train.loop as loop_module
 from resnetlab.cli import main
 from resnetlab.experiments import GradientSetup, run_gradients
 
@@ -84,3 +87,23 @@ def test_bad_depth_is_one_line_error(tmp_path, capsys):
     assert main(["experiment", "cifar-table", "--depths", "21", "--iterations", "1", "--out", str(tmp_path / "t")]) == 1
     assert "6n+2" in capsys.readouterr().err
     assert not (tmp_path / "t" / "resnet21").exists()
+
+
+def test_interrupted_experiment_continues_when_run_again(tiny_npz, tmp_path, monkeypatch, capsys):
+    class CtrlC(dict):
+        """The flag Ctrl-C sets, read by the loop between steps: set after 5 reads."""
+
+        def __getitem__(self, key):
+            self.reads = getattr(self, "reads", 0) + 1
+            return self.reads > 5
+
+    monkeypatch.setattr(loop_module, "graceful_interrupt", contextmanager(lambda: (yield CtrlC())))
+    args = ["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "--out", str(tmp_path), *TINY]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "resnet8 interrupted at iteration " in err and "run the same command again" in err
+    assert not (tmp_path / "table.md").exists()
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert "resumed" in (tmp_path / "resnet8" / "train.log").read_text()
+    assert "| ResNet-8 | 12 |" in (tmp_path / "table.md").read_text()

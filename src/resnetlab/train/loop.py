@@ -30,7 +30,11 @@ class NonFiniteLoss(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: a checkpoint was saved before stopping."""
+    """Ctrl-C: the run in ``out`` stopped after ``iteration`` and saved a checkpoint there."""
+
+    def __init__(self, message: str, iteration: int, out: Path):
+        super().__init__(message)
+        self.iteration, self.out = iteration, out
 
 
 def learning_rate(config: TrainConfig, iteration: int, total: int, warming_up: bool) -> float:
@@ -191,7 +195,7 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                     end_epoch(lr)
             if interrupt["requested"]:
                 raise TrainingInterrupted(f"interrupted at iteration {state['iteration']}; "
-                                          f"continue with: resnetlab train --resume {out}")
+                                          f"continue with: resnetlab train --resume {out}", state["iteration"], out)
     except NonFiniteLoss:
         diverged = True
         raise
