@@ -55,7 +55,8 @@ def test_batchnorm_command(tiny_npz, tmp_path):
     diverged = json.loads((out / "resnet8-none-lr1e+09" / "diverged.json").read_text())
     assert f"| none | 1e+09 | yes, at iteration {diverged['iteration']} |" in report  # without BN an absurd lr diverges...
     assert "| BN | 0.05 | no |" in report
-    for stats in ("mini-batch (128 test", "mini-batch (8 test", "population (running averages)", "recalibrated"):
+    for stats in ("mini-batch (128 test", "mini-batch (8 test", "population (running averages)",
+                  "recalibrated (2 training batches of 128)"):  # all full batches of the 320 training images
         assert stats in report
     assert (out / "batchnorm.png").stat().st_size > 10_000
     # Again: the finished runs are read back and the diverged one is not trained a second time.

@@ -74,9 +74,10 @@ def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100,
     results["population (running averages)"] = error_rate(predict(model, x, normalize, torch.device("cpu")), y)
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(data.y_train), generator=gen)
-    batches = (normalize(data.x_train[perm[i:i + batch_size]]) for i in range(0, len(perm) - batch_size + 1, batch_size))
-    recalibrate_batchnorm(model, batches, num_batches=recal_batches)
-    results[f"recalibrated ({recal_batches} training batches)"] = error_rate(
+    used = min(recal_batches, len(perm) // batch_size)  # a small training set has fewer full batches
+    batches = (normalize(data.x_train[perm[i:i + batch_size]]) for i in range(0, used * batch_size, batch_size))
+    recalibrate_batchnorm(model, batches)
+    results[f"recalibrated ({used} training batches of {batch_size})"] = error_rate(
         predict(model, x, normalize, torch.device("cpu")), y)
     return results
 
