@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import resnetlab.train.loop as loop_module
 from resnetlab.cli import main
-from resnetlab.experiments import GradientSetup, run_gradients
+from resnetlab.experiments import GradientSetup, run_degradation, run_gradients
 
 TINY = ["--iterations", "12", "--batch-size", "32", "--threads", "1"]
 
@@ -108,3 +108,14 @@ def test_interrupted_experiment_continues_when_run_again(tiny_npz, tmp_path, mon
     assert main(args) == 0
     assert "resumed" in (tmp_path / "resnet8" / "train.log").read_text()
     assert "| ResNet-8 | 12 |" in (tmp_path / "table.md").read_text()
+
+
+def test_diverged_run_is_named_and_not_compared(tiny_npz, tmp_path):
+    """Numbers from before a divergence must not feed the plain-vs-residual verdict."""
+    rows = run_degradation(tmp_path, depths=(8, 14), log=lambda *_: None, data=f"npz:{tiny_npz}", norm="none",
+                           lr=1e9, iterations=12, batch_size=32, threads=1)
+    diverged = {r["model"]: r["diverged"] for r in rows}
+    assert all(isinstance(it, int) and 1 <= it <= 12 for it in diverged.values()), diverged
+    report = (tmp_path / "report.md").read_text()
+    assert f"| plain8 (diverged at iteration {diverged['plain8']}) |" in report
+    assert "Diverged: " in report and "Measured:" not in report

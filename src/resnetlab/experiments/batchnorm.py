@@ -14,7 +14,7 @@ from ..nn import recalibrate_batchnorm
 from ..train.evaluate import error_rate, predict
 from ..train.model_io import load_checkpoint
 from ..train.setup import normalizer
-from .runs import pct, train_run
+from .runs import diverged_at, pct, train_run
 from ..train.metrics import pyplot, save_figure
 
 
@@ -32,7 +32,7 @@ def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20"
     for name, (norm, lr, r) in runs.items():
         recs = r["records"]
         reach = next((rec["iteration"] for rec in recs if rec["train_error"] < target_error), None)
-        rows.append({"run": name, "norm": norm, "lr": lr, "diverged": _diverged_at(r), "reach": reach,
+        rows.append({"run": name, "norm": norm, "lr": lr, "diverged": diverged_at(r), "reach": reach,
                      "train_error": recs[-1]["train_error"] if recs else None,
                      "test_error": recs[-1]["test_error"] if recs else None})
     _plot(out / "batchnorm.png", runs, target_error)
@@ -82,11 +82,6 @@ def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100,
     return results
 
 
-def _diverged_at(run: dict) -> int | None:
-    """The iteration at which ``run`` diverged, or None if it did not."""
-    return None if run["diverged"] is None else run["diverged"]["iteration"]
-
-
 def _plot(path: Path, runs: dict, target_error: float) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -96,7 +91,7 @@ def _plot(path: Path, runs: dict, target_error: float) -> None:
         if not recs:  # diverged before its first epoch ended: still named in the legend
             ax.plot([], [], color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--",
                     label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g} (diverged at iteration "
-                          f"{_diverged_at(r)})")
+                          f"{diverged_at(r)})")
         else:
             ax.plot([x["iteration"] for x in recs], [100 * x["train_error"] for x in recs],
                     color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--", lw=1.6,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .runs import pct, train_run
+from .runs import diverged_at, pct, train_run
 
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
 
@@ -22,13 +22,14 @@ def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str =
         r = train_run(out / f"resnet{depth}", recipe, log=log, model=f"resnet{depth}", **fields)
         last = r["records"][-1] if r["records"] else {}
         rows.append({"depth": depth, "iterations": last.get("iteration"), "test_error": last.get("test_error"),
-                     "time_s": last.get("time_s"), "diverged": r["diverged"], "hardware": _hardware(out / f"resnet{depth}")})
+                     "time_s": last.get("time_s"), "diverged": diverged_at(r), "hardware": _hardware(out / f"resnet{depth}")})
     cfg = r["config"]
     lines = [f"# CIFAR-10 test error ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
              "| model | iterations | test error (%) | paper (%) | compute time (h) | hardware |", "|---|---|---|---|---|---|"]
     for row in rows:
         time_h = "—" if row["time_s"] is None else f"{row['time_s'] / 3600:.2f}"
-        lines.append(f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {pct(row['test_error'])} | "
+        error = pct(row["test_error"]) if row["diverged"] is None else f"diverged at iteration {row['diverged']}"
+        lines.append(f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {error} | "
                      f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {row['hardware']} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     log("\n".join(lines))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runs import pct, train_run
+from .runs import diverged_at, pct, train_run
 from ..train.metrics import pyplot, save_figure
 
 
@@ -25,13 +25,15 @@ def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar
     for name, r in results.items():
         last = r["records"][-1] if r["records"] else {}
         rows.append({"model": name, "iterations": last.get("iteration"), "train_error": last.get("train_error"),
-                     "test_error": last.get("test_error"), "time_s": last.get("time_s"), "diverged": r["diverged"]})
+                     "test_error": last.get("test_error"), "time_s": last.get("time_s"), "diverged": diverged_at(r)})
     cfg = next(iter(results.values()))["config"]
     lines = [f"# Degradation: plain vs residual ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
              "| model | iterations | final training error (%) | final test error (%) | wall time (s) |",
              "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['iterations']} | {pct(r['train_error'])} | {pct(r['test_error'])} | "
-              f"{r['time_s']:.0f} |" if r["time_s"] is not None else f"| {r['model']} | — | — | — | — |" for r in rows]
+    for r in rows:
+        name = r["model"] if r["diverged"] is None else f"{r['model']} (diverged at iteration {r['diverged']})"
+        time_s = "—" if r["time_s"] is None else f"{r['time_s']:.0f}"
+        lines.append(f"| {name} | {r['iterations'] or '—'} | {pct(r['train_error'])} | {pct(r['test_error'])} | {time_s} |")
     lines += ["", "![degradation](degradation.png)", "", _verdict(rows, depths)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     log("\n".join(lines))
@@ -40,6 +42,9 @@ def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar
 
 def _verdict(rows: list[dict], depths) -> str:
     """What the numbers show, stated from the measurements (not from the paper)."""
+    diverged = [f"{r['model']} (iteration {r['diverged']})" for r in rows if r["diverged"] is not None]
+    if diverged:  # its last numbers are from before it diverged: comparing them would mislead
+        return f"Diverged: {', '.join(diverged)}; no comparison (try a lower --lr)."
     err = {r["model"]: r["train_error"] for r in rows}
     lo, hi = min(depths), max(depths)
     if any(err.get(f"{k}{d}") is None for k in ("plain", "resnet") for d in (lo, hi)):
@@ -60,16 +65,20 @@ def _plot(path: Path, results: dict, depths) -> None:
     for ax, kind in zip(axes, ("plain", "resnet")):
         for k, depth in enumerate(depths):
             records = results[f"{kind}{depth}"]["records"]
+            label = f"{kind}-{depth}" + (" (diverged)" if results[f"{kind}{depth}"]["diverged"] else "")
             if not records:
+                ax.plot([], [], color=f"C{k}", label=label)  # diverged in its first epoch: still named
                 continue
             it = [r["iteration"] for r in records]
-            ax.plot(it, [100 * r["train_error"] for r in records], color=f"C{k}", lw=0.8)
             test = [(r["iteration"], 100 * r["test_error"]) for r in records if r["test_error"] is not None]
+            ax.plot(it, [100 * r["train_error"] for r in records], color=f"C{k}", lw=0.8,
+                    label=None if test else label)
             if test:
-                ax.plot(*zip(*test), color=f"C{k}", lw=2.2, marker="o" if len(test) < 3 else None,
-                        label=f"{kind}-{depth}")
+                ax.plot(*zip(*test), color=f"C{k}", lw=2.2, marker="o" if len(test) < 3 else None, label=label)
         ax.set_title("plain" if kind == "plain" else "ResNet")
         ax.set_xlabel("iterations")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("error (%)")

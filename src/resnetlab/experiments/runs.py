@@ -30,5 +30,10 @@ def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
     return {"records": records, "diverged": diverged, "config": config}
 
 
+def diverged_at(run: dict) -> int | None:
+    """The iteration at which a ``train_run`` result diverged, or None if it did not."""
+    return None if run["diverged"] is None else run["diverged"]["iteration"]
+
+
 def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
