@@ -84,6 +84,16 @@ def test_experiment_passes_training_options(tiny_npz, tmp_path):
     assert config["eval_every"] == 0 and config["compile"] is False
 
 
+def test_rerun_with_other_settings_is_refused_naming_them(tiny_npz, tmp_path, capsys):
+    args = ["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "--out", str(tmp_path)]
+    assert main([*args, "--iterations", "4", "--batch-size", "32", "--threads", "1"]) == 0
+    before = (tmp_path / "resnet8" / "metrics.json").read_text()
+    assert main([*args, "--iterations", "4", "--batch-size", "16", "--threads", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("resnetlab: error: ") and "resnet8 holds a run made with batch_size 32 (not 16)" in err[-1]
+    assert (tmp_path / "resnet8" / "metrics.json").read_text() == before  # nothing of the run is lost
+
+
 def test_bad_depth_is_one_line_error(tmp_path, capsys):
     assert main(["experiment", "cifar-table", "--depths", "21", "--iterations", "1", "--out", str(tmp_path / "t")]) == 1
     assert "6n+2" in capsys.readouterr().err

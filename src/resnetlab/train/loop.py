@@ -214,7 +214,10 @@ def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict
     model_state, tensors, meta = ckpt.read_checkpoint(out)
     changed = config.differences(meta["config"], execution=False)
     if changed:
-        raise ValueError(f"--resume {out}: the checkpoint was made with another {', '.join(changed)}")
+        made = ", ".join(f"{k} {json.dumps(saved_value(meta['config'], k))} (not {json.dumps(getattr(config, k))})"
+                         for k in changed)
+        raise ValueError(f"{out} holds a run made with {made}: continue it with the same settings, "
+                         f"or choose another --out")
     for k in config.differences(meta["config"]):  # execution fields only, e.g. --compile on a resume
         log(f"resuming with {k} {json.dumps(getattr(config, k))} "
             f"(the run so far: {json.dumps(saved_value(meta['config'], k))})")
