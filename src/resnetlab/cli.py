@@ -76,17 +76,31 @@ def cmd_predict(args) -> int:
     return 0
 
 
+# The flags each experiment uses besides --data and --out; any other is refused, not ignored.
+_TRAINING_FLAGS = ("recipe", "subset", "val_split", "epochs", "iterations", "batch_size", "seed", "threads", "device",
+                   "compile", "eval_every")
+_EXPERIMENT_FLAGS = {
+    "degradation": ("depths", *_TRAINING_FLAGS),
+    "gradients": ("depths", "steps", "batch_size", "seed", "threads"),
+    "batchnorm": ("lrs", "model", *_TRAINING_FLAGS),
+    "cifar-table": ("depths", *_TRAINING_FLAGS),
+}
+
+
 def cmd_experiment(args) -> int:
     from . import experiments
     from .train import TrainingInterrupted
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("command", "func", "name", "out", "depths", "lrs",
-                                                                  "steps", "recipe")}
-    fields.setdefault("data", "default")
-    recipe = getattr(args, "recipe", "paper-cifar")
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "func", "name", "data", "out")}
+    allowed = _EXPERIMENT_FLAGS[args.name]
+    unused = [f"--{k.replace('_', '-')}" for k in options if k not in allowed]
+    if unused:
+        raise ValueError(f"experiment {args.name} does not use {', '.join(unused)}; its options are "
+                         f"{', '.join('--' + k.replace('_', '-') for k in ('data', *allowed, 'out'))}")
+    data = getattr(args, "data", "default")
     out = getattr(args, "out", None) or f"runs/experiment-{args.name}"
     try:
-        _run_experiment(args, experiments, out, recipe, fields)
+        _run_experiment(args.name, experiments, data, out, options)
     except TrainingInterrupted as e:  # the runs keep their checkpoints; the experiment continues them
         print(f"resnetlab: {e.out} interrupted at iteration {e.iteration} (checkpoint saved); run the same "
               f"command again to continue the experiment", file=sys.stderr)
@@ -95,18 +109,20 @@ def cmd_experiment(args) -> int:
     return 0
 
 
-def _run_experiment(args, experiments, out: str, recipe: str, fields: dict) -> None:
-    if args.name == "gradients":
-        setup = experiments.GradientSetup(depths=tuple(getattr(args, "depths", (20, 56, 110))),
-                                          steps=getattr(args, "steps", 20), seed=fields.get("seed", 0))
-        experiments.run_gradients(fields["data"], out, setup)
-    elif args.name == "degradation":
-        experiments.run_degradation(out, depths=tuple(getattr(args, "depths", (20, 56))), recipe=recipe, **fields)
-    elif args.name == "batchnorm":
-        experiments.run_batchnorm(out, lrs=tuple(getattr(args, "lrs", (0.01, 0.1, 0.5))), recipe=recipe, **fields)
+def _run_experiment(name: str, experiments, data: str, out: str, options: dict) -> None:
+    options.update({k: tuple(options[k]) for k in ("depths", "lrs") if k in options})
+    if name == "gradients":
+        if "threads" in options:
+            import torch
+
+            torch.set_num_threads(options.pop("threads"))
+        experiments.run_gradients(data, out, experiments.GradientSetup(**options))
+    elif name == "degradation":
+        experiments.run_degradation(out, data=data, **options)
+    elif name == "batchnorm":
+        experiments.run_batchnorm(out, data=data, **options)
     else:
-        experiments.run_cifar_table(out, depths=tuple(getattr(args, "depths", (20, 32, 44, 56, 110))),
-                                    recipe=recipe, **fields)
+        experiments.run_cifar_table(out, data=data, **options)
 
 
 def _experiment_parser(commands) -> None:

@@ -94,6 +94,22 @@ def test_rerun_with_other_settings_is_refused_naming_them(tiny_npz, tmp_path, ca
     assert (tmp_path / "resnet8" / "metrics.json").read_text() == before  # nothing of the run is lost
 
 
+def test_gradients_command_and_flags_an_experiment_does_not_use(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "grad"
+    assert main(["experiment", "gradients", "--data", f"npz:{tiny_npz}", "--depths", "8", "--steps", "1",
+                 "--batch-size", "8", "--threads", "1", "--out", str(out)]) == 0
+    with open(out / "gradients.csv") as f:
+        assert {r["depth"] for r in csv.DictReader(f)} == {"8"}
+    # A flag the experiment has no use for is refused in one line, not silently ignored.
+    capsys.readouterr()
+    assert main(["experiment", "gradients", "--iterations", "100", "--out", str(tmp_path / "g2")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "experiment gradients does not use --iterations" in err and "--steps" in err and len(err.splitlines()) == 1
+    assert main(["experiment", "degradation", "--model", "resnet8", "--out", str(tmp_path / "d")]) == 1
+    assert "does not use --model" in capsys.readouterr().err
+    assert not (tmp_path / "g2").exists() and not (tmp_path / "d").exists()
+
+
 def test_bad_depth_is_one_line_error(tmp_path, capsys):
     assert main(["experiment", "cifar-table", "--depths", "21", "--iterations", "1", "--out", str(tmp_path / "t")]) == 1
     assert "6n+2" in capsys.readouterr().err
