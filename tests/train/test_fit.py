@@ -52,7 +52,10 @@ def test_writes_every_output(tiny_npz, tmp_path):
     model, meta = load_checkpoint(out)
     assert not model.training and meta["class_names"] == ["a", "b", "c", "d"] and meta["iteration"] == 24
     model.load_state_dict(load_file(ckpts / "last" / "model.safetensors"), strict=True)
-    assert "config:" in (out / "train.log").read_text()
+    log = (out / "train.log").read_text()
+    assert "config:" in log
+    epochs = [line for line in log.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == len(records) and all(" eta " in line for line in epochs[:-1]) and " eta " not in epochs[-1]
 
 
 def test_no_best_without_validation_and_no_test_column(tiny_npz, tmp_path):

@@ -129,7 +129,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         log(" ".join([f"epoch {record['epoch']}/{n_epochs}", f"iter {record['iteration']}",
                       f"loss {record['train_loss']:.4f}", f"train {100 * record['train_error']:.2f}%"]
                      + [f"{s} {100 * record[f'{s}_error']:.2f}%" for s in ("val", "test") if record[f"{s}_error"] is not None]
-                     + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]))
+                     + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
+                     + ([f"eta {_duration(remaining_s())}"] if state["iteration"] < total else [])))
         improved = record["val_error"] is not None and (state["best_val_error"] is None
                                                         or record["val_error"] < state["best_val_error"])
         if improved:
@@ -138,9 +139,13 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         if config.save_every is None or improved:  # best is chosen on validation error only, never test
             save(best=improved)
 
+    def remaining_s() -> float:  # at this session's pace so far
+        done = state["iteration"] - started_at
+        return (total - state["iteration"]) * (time.perf_counter() - started) / max(1, done)
+
     saved = {"iteration": state["iteration"] if resume else -1}
     diverged = False
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), state["iteration"]
     lr = learning_rate(config, state["iteration"], total, not state["warmup_done"])
     try:
         with graceful_interrupt() as interrupt:
@@ -205,6 +210,11 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     final = state["metrics"][-1] if state["metrics"] else {}
     log(f"done: {out}")
     return final
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{seconds:.0f}s" if seconds < 60 else f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict:
