@@ -112,11 +112,8 @@ def cmd_experiment(args) -> int:
 def _run_experiment(name: str, experiments, data: str, out: str, options: dict) -> None:
     options.update({k: tuple(options[k]) for k in ("depths", "lrs") if k in options})
     if name == "gradients":
-        if "threads" in options:
-            import torch
-
-            torch.set_num_threads(options.pop("threads"))
-        experiments.run_gradients(data, out, experiments.GradientSetup(**options))
+        threads = options.pop("threads", None)
+        experiments.run_gradients(data, out, experiments.GradientSetup(**options), threads=threads)
     elif name == "degradation":
         experiments.run_degradation(out, data=data, **options)
     elif name == "batchnorm":
