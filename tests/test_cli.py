@@ -38,7 +38,21 @@ def test_errors_are_one_line(argv, code, msg):
     assert len(lines) == 1 and lines[0].startswith("resnetlab: error: ") and msg in lines[0]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["summary", "--help"], ["models", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["summary", "--help"], ["models", "--help"], ["experiment", "--help"]])
 def test_help(argv):
     proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_experiment_help_names_each_experiments_flags():
+    from resnetlab.cli import _EXPERIMENT_FLAGS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["experiment"]
+    epilog = sub.format_help().split("each experiment takes:")[1]
+    lines = {line.split()[0]: line for line in epilog.splitlines() if line.strip()}
+    for name, flags in _EXPERIMENT_FLAGS.items():
+        line = lines[name]
+        assert ("training flags" in line) == ("recipe" in flags)  # the shared group, named once
+        for flag in flags:
+            assert f"--{flag.replace('_', '-')}" in (line if "training flags" not in line else epilog)
+    assert "--steps" not in lines["cifar-table"] and "--lrs" in lines["batchnorm"]

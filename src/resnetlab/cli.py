@@ -122,27 +122,44 @@ def _run_experiment(name: str, experiments, data: str, out: str, options: dict) 
         experiments.run_cifar_table(out, data=data, **options)
 
 
+def _experiment_epilog() -> str:
+    """Which flags each experiment takes, from ``_EXPERIMENT_FLAGS``."""
+    def flags(names) -> str:
+        return " ".join("--" + k.replace("_", "-") for k in names)
+
+    lines = ["besides --data and --out, each experiment takes:"]
+    for name, names in _EXPERIMENT_FLAGS.items():
+        own = [k for k in names if k not in _TRAINING_FLAGS]
+        training = all(k in names for k in _TRAINING_FLAGS)
+        lines.append(f"  {name:<12} {flags(own) if training else flags(names)}{' and the training flags' if training else ''}")
+    return "\n".join(lines + ["training flags: " + flags(_TRAINING_FLAGS[:6]), "  " + flags(_TRAINING_FLAGS[6:])])
+
+
 def _experiment_parser(commands) -> None:
     p = commands.add_parser("experiment", help="run one of the papers' experiments", argument_default=argparse.SUPPRESS,
-                            description="The papers' experiments: degradation (plain vs residual through depth), "
-                                        "gradients (per-layer gradient norms), batchnorm (BN and the learning rate), "
-                                        "cifar-table (Table 6). Re-running continues unfinished training runs.")
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="The papers' experiments: degradation (plain vs residual through depth),\n"
+                                        "gradients (per-layer gradient norms), batchnorm (BN and the learning rate),\n"
+                                        "cifar-table (Table 6). Re-running continues unfinished training runs.",
+                            epilog=_experiment_epilog())
     p.add_argument("name", choices=["degradation", "gradients", "batchnorm", "cifar-table"])
-    p.add_argument("--data", help="as for train (default: the embedded digits)")
+    p.add_argument("--data", help="default | cifar10:PATH | npz:PATH | folder:PATH, as for train (default: the "
+                   "embedded digits)")
     p.add_argument("--depths", type=int, nargs="+", metavar="D", help="CIFAR depths 6n+2")
     p.add_argument("--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)")
     p.add_argument("--steps", type=int, metavar="K", help="gradients: SGD steps before the second measurement (20)")
     p.add_argument("--model", help="batchnorm: the network (default resnet20)")
     p.add_argument("--recipe", help="paper-cifar (default) | cosine | fast-cifar")
-    p.add_argument("--subset", type=int, metavar="N")
-    p.add_argument("--val-split", type=int, metavar="N")
+    p.add_argument("--subset", type=int, metavar="N", help="train on the first N training images")
+    p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N")
-    budget.add_argument("--iterations", type=int, metavar="N")
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, metavar="N")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    budget.add_argument("--epochs", type=int, metavar="N", help="training length of every run (default: the recipe's)")
+    budget.add_argument("--iterations", type=int, metavar="N", help="training length in SGD steps; the step "
+                        "schedule's milestones scale with it")
+    p.add_argument("--batch-size", type=int, metavar="N", help="default 128")
+    p.add_argument("--seed", type=int, help="one seed for every run (default 0)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training steps")
     p.add_argument("--eval-every", type=int, metavar="N", help="epochs between test evaluations (0: only at the end)")
     p.add_argument("--out", metavar="DIR", help="default runs/experiment-<name>")
