@@ -56,3 +56,12 @@ def test_experiment_help_names_each_experiments_flags():
         for flag in flags:
             assert f"--{flag.replace('_', '-')}" in (line if "training flags" not in line else epilog)
     assert "--steps" not in lines["cifar-table"] and "--lrs" in lines["batchnorm"]
+
+
+def test_every_option_has_help():
+    from resnetlab.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    missing = [f"{name} {a.option_strings[0]}" for name, sub in commands.items() for a in sub._actions
+               if a.option_strings and not a.help]
+    assert not missing, f"options without help: {missing}"
