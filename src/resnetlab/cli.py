@@ -28,12 +28,24 @@ def cmd_models(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .inspect import summary
+    import torch
+
+    from .inspect import gradient_flow, summary
     from .models import create_model
 
+    if args.gradient_flow != 0 and args.gradient_flow < 2:
+        raise ValueError(f"--gradient-flow {args.gradient_flow}: give a batch of at least 2 images (batch norm "
+                         f"needs 2 to compute a variance), e.g. --gradient-flow 16")
+    torch.manual_seed(0)  # the same initial weights on every call, for --gradient-flow
     model = create_model(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
     input_size = tuple(args.input_size) if args.input_size else model.default_input_size
     print(summary(model, input_size))
+    if args.gradient_flow:
+        g = torch.Generator().manual_seed(0)  # the network at initialization, on noise with random labels
+        x = torch.randn((args.gradient_flow, *input_size), generator=g)
+        y = torch.randint(0, model.fc.out_features, (args.gradient_flow,), generator=g)
+        print(f"\nGradient flow at initialization: one batch of {args.gradient_flow} N(0, 1) inputs, random labels")
+        print(gradient_flow(model, x, y))
     return 0
 
 
@@ -223,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
                    help="input size (default: 3 224 224 for ImageNet nets, 3 32 32 for CIFAR nets)")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
+    p.add_argument("--gradient-flow", type=int, nargs="?", const=16, default=0, metavar="BATCH",
+                   help="also print each layer's gradient norm at initialization (seed 0; a batch of BATCH noise "
+                        "images, default 16)")
     p.set_defaults(func=cmd_summary)
 
     _train_parser(commands)

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..data import generator, load_data, pad_crop_flip
 from ..data.dataset import channel_stats
+from ..inspect import gradient_flow
 from ..models import cifar_resnet
 from ..train.metrics import pyplot, save_figure
 from ..train.setup import normalizer
@@ -34,20 +35,8 @@ class GradientSetup:
 
 
 def _measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
-    """One forward/backward in training mode: ‖∂ℓ/∂W‖ of every conv and the fc layer, in forward
-    order, with the mean and variance of the input each of them receives."""
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    stats = {}
-    hooks = [m.register_forward_pre_hook(lambda m, inp, n=n: stats.__setitem__(n, (inp[0].mean().item(),
-                                                                                     inp[0].var().item())))
-             for n, m in layers]
-    model.train()
-    model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    for h in hooks:
-        h.remove()
-    return [{"layer": i + 1, "name": n, "grad_norm": m.weight.grad.norm().item(),
-             "input_mean": stats[n][0], "input_var": stats[n][1]} for i, (n, m) in enumerate(layers)]
+    return [{"layer": g.index, "name": g.name, "grad_norm": g.grad_norm, "input_mean": g.input_mean,
+             "input_var": g.input_var} for g in gradient_flow(model, x, y).layers]
 
 
 def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = GradientSetup(), log=print,
