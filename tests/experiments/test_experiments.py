@@ -74,6 +74,7 @@ def test_cifar_table_command(tiny_npz, tmp_path):
     table = (out / "table.md").read_text()
     assert "| ResNet-20 | 12 |" in table and "| 8.75 |" in table and "| ResNet-8 | 12 |" in table
     assert table.count(" threads, torch ") == 2  # where each row was computed
+    assert (out / "curves.png").stat().st_size > 10_000  # both depths in one Fig. 6-style plot
 
 
 def test_experiment_passes_training_options(tiny_npz, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..train.metrics import plot_curves
 from .runs import diverged_at, pct, train_run
 
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
@@ -13,13 +14,15 @@ PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  #
 
 def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str = "paper-cifar", log=print,
                     **fields) -> list[dict]:
-    """Train (or continue) ``resnet<d>`` for each depth into ``out/resnet<d>/`` and write ``table.md``."""
+    """Train (or continue) ``resnet<d>`` for each depth into ``out/resnet<d>/``; write ``table.md`` and
+    ``curves.png`` (every depth's training and test error, as in Fig. 6, middle)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, curves = [], {}
     for depth in depths:
         log(f"== resnet{depth}")
         r = train_run(out / f"resnet{depth}", recipe, log=log, model=f"resnet{depth}", **fields)
+        curves[f"ResNet-{depth}"] = r["records"]
         last = r["records"][-1] if r["records"] else {}
         rows.append({"depth": depth, "iterations": last.get("iteration"), "test_error": last.get("test_error"),
                      "time_s": last.get("time_s"), "diverged": diverged_at(r), "hardware": _hardware(out / f"resnet{depth}")})
@@ -32,6 +35,7 @@ def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str =
         lines.append(f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {error} | "
                      f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {row['hardware']} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
+    plot_curves(out / "curves.png", curves, title=f"recipe {cfg.recipe}: thin training error, bold test error")
     log("\n".join(lines))
     return rows
 
