@@ -36,7 +36,8 @@ def cmd_summary(args) -> int:
     if args.gradient_flow != 0 and args.gradient_flow < 2:
         raise ValueError(f"--gradient-flow {args.gradient_flow}: give a batch of at least 2 images (batch norm "
                          f"needs 2 to compute a variance), e.g. --gradient-flow 16")
-    torch.manual_seed(0)  # the same initial weights on every call, for --gradient-flow
+    if args.gradient_flow:
+        torch.manual_seed(0)  # the same initial weights on every call
     model = create_model(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
     input_size = tuple(args.input_size) if args.input_size else model.default_input_size
     print(summary(model, input_size))
