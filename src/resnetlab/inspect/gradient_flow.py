@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ._restore import cannot_run, left_as_it_was
 
 _WIDTH = 88
 
@@ -59,30 +60,20 @@ def gradient_flow(model: nn.Module, x: Tensor, y: Tensor,
     if not weighted:
         raise ValueError(f"{type(model).__name__} has no convolution or linear layer to measure")
     handles = [m.register_forward_pre_hook(hook) for m in weighted]
-    modes = {m: m.training for m in model.modules()}
-    buffers = [b.detach().clone() for b in model.buffers()]
-    grads = {p: p.grad for p in model.parameters()}
     try:
-        for p in grads:
-            p.grad = None
-        model.train()
-        try:
-            loss = loss_fn(model(x), y)
-        except RuntimeError as e:
-            reason = str(e).strip().splitlines()[0]
-            raise ValueError(f"{type(model).__name__} cannot run on a batch of shape {tuple(x.shape)}: {reason}") from None
-        loss.backward()
-        measured = [LayerGradient(i + 1, name, type(m).__name__,
-                                  m.weight.grad.norm().item() if m.weight.grad is not None else 0.0, *stats[m])
-                    for i, (name, m) in enumerate(layers)]
+        with left_as_it_was(model):
+            for p in model.parameters():
+                p.grad = None
+            model.train()
+            try:
+                loss = loss_fn(model(x), y)
+            except RuntimeError as e:
+                raise cannot_run(model, f"a batch of shape {tuple(x.shape)}", e) from None
+            loss.backward()
+            measured = [LayerGradient(i + 1, name, type(m).__name__,
+                                      m.weight.grad.norm().item() if m.weight.grad is not None else 0.0, *stats[m])
+                        for i, (name, m) in enumerate(layers)]
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.train(training)
-        with torch.no_grad():
-            for b, saved in zip(model.buffers(), buffers):
-                b.copy_(saved)
-        for p, g in grads.items():
-            p.grad = g
     return GradientFlow(measured, loss.item())

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._restore import cannot_run, left_as_it_was
+
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _MB = 1024.0**2
 _WIDTH = 88
@@ -110,20 +112,17 @@ def summary(model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224), dtype
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if m is not model and not isinstance(m, _CONTAINERS)]
-    modes = {m: m.training for m in model.modules()}
     first = next(model.parameters(), None)
     x = torch.zeros((1, *input_size), dtype=dtype, device=first.device if first is not None else None)
     try:
-        model.eval()
-        model(x)
+        with left_as_it_was(model):
+            model.eval()
+            model(x)
     except RuntimeError as e:
-        reason = str(e).strip().splitlines()[0]
-        raise ValueError(f"{type(model).__name__} cannot run on input size {tuple(input_size)}: {reason}") from None
+        raise cannot_run(model, f"input size {tuple(input_size)}", e) from None
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.train(training)
     params = list(model.parameters())
     return ModelSummary(
         rows=rows,
