@@ -6,10 +6,12 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data import generator, pad_crop_flip
@@ -17,8 +19,8 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, saved_value
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
-from .setup import (Log, build_model, compile_errors, graceful_interrupt, model_input_size, normalizer, prepare_data,
-                    provenance, resolve_device, training_forward, write_json)
+from .setup import (Log, Prepared, build_model, compile_errors, graceful_interrupt, model_input_size, normalizer,
+                    prepare_data, provenance, resolve_device, training_forward, write_json)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -61,143 +63,64 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
 
-    # Data, model, optimizer.
+    # Data, model, optimizer, and where the run stands (a checkpoint restores all of it).
     prep = prepare_data(config, image_size)
-    data, normalize = prep.data, normalizer(prep.mean, prep.std, device, config.channels_last)
+    data = prep.data
     if config.tta_flip and not data.flip:
         raise ValueError(f"--tta-flip: {data.name} is not flip-safe (a mirrored image is another class, e.g. "
                          f"a digit); run without --tta-flip")
     model = build_model(config, data, log).to(device)
-    forward = training_forward(model, config)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # augmentation runs on the device
     n_train = len(y_train)
     batch_size = min(config.batch_size, n_train)
     steps_per_epoch = n_train // batch_size  # the last partial batch is dropped: every step sees a full batch
-    total = config.iterations or config.epochs * steps_per_epoch
-    n_epochs = math.ceil(total / steps_per_epoch)
-
-    # Where the run stands; a checkpoint restores all of it.
-    state = dict(iteration=0, epoch=0, step=0, loss_sum=0.0, errors=0, seen=0, elapsed_s=0.0,
-                 best_val_error=None, warmup_done=config.warmup_lr is None, error_ema=1.0, metrics=[])
     if resume:
         state = restore(out, model, optimizer, config, log)
         log(f"resumed {out} at iteration {state['iteration']}")
     else:
+        state = _new_state(config)
         write_json(out / "config.json", {"config": config.to_json(), "command": sys.argv,
                                          "provenance": provenance(device)})
+    run = _Run(config, out, log, device, prep, model, optimizer, state,
+               total=config.iterations or config.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+               saved_at=state["iteration"] if resume else -1)
     log(f"resnetlab {config.model} on {data.name}: {n_train} training images, "
         f"{0 if data.y_val is None else len(data.y_val)} validation, "
-        f"{0 if data.y_test is None else len(data.y_test)} test; {total} iterations "
-        f"({n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads")
+        f"{0 if data.y_test is None else len(data.y_test)} test; {run.total} iterations "
+        f"({run.n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads")
     log(f"config:\n{config}")
 
-    def kept() -> str:
-        last = ckpt.latest(out / "checkpoints")
-        return "no checkpoint had been saved yet" if last is None else f"the last good checkpoint is kept: {last}"
-
-    def save(best: bool = False) -> None:
-        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never save a diverged model
-            raise NonFiniteLoss(f"the weights are not finite at iteration {state['iteration']}: training "
-                                f"diverged (try a lower --lr); {kept()}", state["iteration"])
-        elapsed = state["elapsed_s"] + time.perf_counter() - started
-        meta = {**state, "elapsed_s": elapsed, "config": config.to_json(), "model": config.model,
-                "num_classes": data.num_classes, "in_channels": data.image_shape[0], "image_size": data.image_shape[-1],
-                "class_names": list(data.class_names), "normalization": {"mean": prep.mean, "std": prep.std}}
-        tensors = {"rng.torch": torch.get_rng_state()}
-        for i, s in optimizer.state_dict()["state"].items():
-            tensors.update({f"optimizer.{i}.{k}": v for k, v in s.items() if isinstance(v, torch.Tensor)})
-        ckpt.save_checkpoint(out / "checkpoints", state["iteration"], model.state_dict(), tensors, meta,
-                             best=best, keep=config.keep_checkpoints)
-        saved["iteration"] = state["iteration"]
-
-    def end_epoch(lr: float) -> None:
-        record = {"epoch": state["epoch"] + 1, "iteration": state["iteration"],
-                  "train_loss": state["loss_sum"] / max(1, state["seen"]), "train_error": state["errors"] / max(1, state["seen"]),
-                  "val_error": None, "test_error": None, "lr": lr}
-        last = state["iteration"] == total
-        evaluate = last or (config.eval_every > 0 and (state["epoch"] + 1) % config.eval_every == 0)
-        for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-            if y is not None and evaluate:
-                logits = predict(model, x, normalize, device, config.precision, flip=config.tta_flip)
-                record[f"{split}_error"] = error_rate(logits, y)
-        record["time_s"] = round(state["elapsed_s"] + time.perf_counter() - started, 3)
-        state["metrics"].append(record)
-        write_metrics(out, state["metrics"])
-        plot_curves(out / "curves.png", {config.model: state["metrics"]}, title=f"{config.model} on {data.name}")
-        log(" ".join([f"epoch {record['epoch']}/{n_epochs}", f"iter {record['iteration']}",
-                      f"loss {record['train_loss']:.4f}", f"train {100 * record['train_error']:.2f}%"]
-                     + [f"{s} {100 * record[f'{s}_error']:.2f}%" for s in ("val", "test") if record[f"{s}_error"] is not None]
-                     + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
-                     + ([f"eta {_duration(remaining_s())}"] if state["iteration"] < total else [])))
-        improved = record["val_error"] is not None and (state["best_val_error"] is None
-                                                        or record["val_error"] < state["best_val_error"])
-        if improved:
-            state["best_val_error"] = record["val_error"]
-        state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, errors=0, seen=0)
-        if config.save_every is None or improved:  # best is chosen on validation error only, never test
-            save(best=improved)
-
-    def remaining_s() -> float:  # at this session's pace so far
-        done = state["iteration"] - started_at
-        return (total - state["iteration"]) * (time.perf_counter() - started) / max(1, done)
-
-    saved = {"iteration": state["iteration"] if resume else -1}
+    # Epochs of SGD steps; Ctrl-C stops between two steps, and every way out but divergence saves.
     diverged = False
-    started, started_at = time.perf_counter(), state["iteration"]
-    lr = learning_rate(config, state["iteration"], total, not state["warmup_done"])
+    lr = run.learning_rate()
     try:
         with graceful_interrupt() as interrupt:
-            while state["iteration"] < total and not interrupt["requested"]:
+            while state["iteration"] < run.total and not interrupt["requested"]:
                 epoch = state["epoch"]
                 perm = torch.randperm(n_train, generator=generator(config.seed, 0, epoch)).to(device)
-                steps = min(steps_per_epoch, state["step"] + total - state["iteration"])
-                bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
+                steps = min(steps_per_epoch, state["step"] + run.total - state["iteration"])
+                bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{run.n_epochs}", leave=False,
                            disable=not sys.stdout.isatty(), dynamic_ncols=True)
                 tick, seen_at_tick = time.perf_counter(), state["seen"]
                 for step in range(state["step"], steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
                     idx = perm[step * batch_size:(step + 1) * batch_size]
                     x = pad_crop_flip(x_train[idx], 4, data.flip, generator(config.seed, 1, epoch, step))
-                    x, y = normalize(x), y_train[idx]
-                    lr = learning_rate(config, state["iteration"], total, not state["warmup_done"])
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    model.train()
-                    with compile_errors(config.compile):  # torch.compile builds forward and backward lazily
-                        with autocast(device, config.precision):
-                            logits = forward(x)
-                        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                        if not torch.isfinite(loss):
-                            raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
-                                                f"training diverged (try a lower --lr); {kept()}", state["iteration"] + 1)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                    optimizer.step()
-
-                    errors = int((logits.argmax(1) != y).sum())
-                    state["loss_sum"] += loss.item() * len(y)
-                    state["errors"] += errors
-                    state["seen"] += len(y)
-                    state["iteration"] += 1
-                    state["step"] = step + 1
-                    state["error_ema"] = 0.9 * state["error_ema"] + 0.1 * errors / len(y)
-                    if not state["warmup_done"] and state["error_ema"] < config.warmup_error:
-                        state["warmup_done"] = True
-                        log(f"warm-up done at iteration {state['iteration']} (training error < "
-                            f"{100 * config.warmup_error:.0f}%): lr {config.lr}")
+                    lr = run.learning_rate()
+                    run.sgd_step(step, run.normalize(x), y_train[idx], lr)
                     bar.update(1)
                     bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
                                     acc=f"{100 - 100 * state['errors'] / state['seen']:.1f}%", lr=f"{lr:.3g}",
                                     img_s=f"{(state['seen'] - seen_at_tick) / (time.perf_counter() - tick):.0f}", refresh=False)
                     if config.save_every and state["iteration"] % config.save_every == 0:
-                        save()
+                        run.save()
                     if interrupt["requested"]:
                         break
                 bar.close()
-                if state["step"] == steps_per_epoch or state["iteration"] == total:
-                    end_epoch(lr)
+                if state["step"] == steps_per_epoch or state["iteration"] == run.total:
+                    run.end_epoch(lr)
             if interrupt["requested"]:
                 raise TrainingInterrupted(f"interrupted at iteration {state['iteration']}; "
                                           f"continue with: resnetlab train --resume {out}", state["iteration"], out)
@@ -205,11 +128,131 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         diverged = True
         raise
     finally:
-        if not diverged and saved["iteration"] != state["iteration"] and state["iteration"] > 0:
-            save()
-    final = state["metrics"][-1] if state["metrics"] else {}
+        if not diverged and run.saved_at != state["iteration"] and state["iteration"] > 0:
+            run.save()
     log(f"done: {out}")
-    return final
+    return state["metrics"][-1] if state["metrics"] else {}
+
+
+def _new_state(config: TrainConfig) -> dict:
+    """Where a run stands before its first step. Every checkpoint holds all of it."""
+    return dict(iteration=0, epoch=0, step=0, loss_sum=0.0, errors=0, seen=0, elapsed_s=0.0, best_val_error=None,
+                warmup_done=config.warmup_lr is None, error_ema=1.0, metrics=[])
+
+
+@dataclass(eq=False)
+class _Run:
+    """One call of ``fit``: what it trains, and the steps, epoch ends and checkpoints that move ``state``."""
+
+    config: TrainConfig
+    out: Path
+    log: Log
+    device: torch.device
+    prep: Prepared
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    state: dict
+    total: int  # iterations of the whole run
+    steps_per_epoch: int
+    saved_at: int  # the iteration of the newest checkpoint: the one this process wrote or resumed from
+
+    def __post_init__(self):
+        self.data = self.prep.data
+        self.n_epochs = math.ceil(self.total / self.steps_per_epoch)
+        self.normalize = normalizer(self.prep.mean, self.prep.std, self.device, self.config.channels_last)
+        self.forward = training_forward(self.model, self.config)
+        self.started, self.started_at = time.perf_counter(), self.state["iteration"]
+
+    def learning_rate(self) -> float:
+        return learning_rate(self.config, self.state["iteration"], self.total, not self.state["warmup_done"])
+
+    def elapsed_s(self) -> float:
+        """Compute time of the whole run: the sessions before this one, and this one so far."""
+        return self.state["elapsed_s"] + time.perf_counter() - self.started
+
+    def sgd_step(self, step: int, x: Tensor, y: Tensor, lr: float) -> None:
+        """One SGD step at ``lr`` on the batch (x, y), counted into ``state`` as step ``step`` of the epoch.
+        A non-finite loss stops the run before the update can reach the weights."""
+        config, state = self.config, self.state
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        with compile_errors(config.compile):  # torch.compile builds forward and backward lazily
+            with autocast(self.device, config.precision):
+                logits = self.forward(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
+                                    f"training diverged (try a lower --lr); {self._kept()}", state["iteration"] + 1)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        self.optimizer.step()
+
+        errors = int((logits.argmax(1) != y).sum())
+        state["loss_sum"] += loss.item() * len(y)
+        state["errors"] += errors
+        state["seen"] += len(y)
+        state["iteration"] += 1
+        state["step"] = step + 1
+        state["error_ema"] = 0.9 * state["error_ema"] + 0.1 * errors / len(y)
+        if not state["warmup_done"] and state["error_ema"] < config.warmup_error:
+            state["warmup_done"] = True
+            self.log(f"warm-up done at iteration {state['iteration']} (training error < "
+                     f"{100 * config.warmup_error:.0f}%): lr {config.lr}")
+
+    def end_epoch(self, lr: float) -> None:
+        """Record the epoch (evaluating every ``eval_every`` epochs and at the end), log it, save."""
+        config, state, data = self.config, self.state, self.data
+        seen = max(1, state["seen"])
+        record = {"epoch": state["epoch"] + 1, "iteration": state["iteration"], "train_loss": state["loss_sum"] / seen,
+                  "train_error": state["errors"] / seen, "val_error": None, "test_error": None, "lr": lr}
+        last = state["iteration"] == self.total
+        evaluate = last or (config.eval_every > 0 and (state["epoch"] + 1) % config.eval_every == 0)
+        for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
+            if y is not None and evaluate:
+                logits = predict(self.model, x, self.normalize, self.device, config.precision, flip=config.tta_flip)
+                record[f"{split}_error"] = error_rate(logits, y)
+        record["time_s"] = round(self.elapsed_s(), 3)
+        state["metrics"].append(record)
+        write_metrics(self.out, state["metrics"])
+        plot_curves(self.out / "curves.png", {config.model: state["metrics"]}, title=f"{config.model} on {data.name}")
+        self.log(" ".join([f"epoch {record['epoch']}/{self.n_epochs}", f"iter {record['iteration']}",
+                           f"loss {record['train_loss']:.4f}", f"train {100 * record['train_error']:.2f}%"]
+                          + [f"{s} {100 * record[f'{s}_error']:.2f}%" for s in ("val", "test")
+                             if record[f"{s}_error"] is not None]
+                          + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
+                          + ([] if last else [f"eta {_duration(self._remaining_s())}"])))
+        improved = record["val_error"] is not None and (state["best_val_error"] is None
+                                                        or record["val_error"] < state["best_val_error"])
+        if improved:
+            state["best_val_error"] = record["val_error"]
+        state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, errors=0, seen=0)
+        if config.save_every is None or improved:  # best is chosen on validation error only, never test
+            self.save(best=improved)
+
+    def save(self, best: bool = False) -> None:
+        """A checkpoint of the model, the optimizer, the RNG and all of ``state``: what ``restore`` reads."""
+        state, data = self.state, self.data
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never save a diverged model
+            raise NonFiniteLoss(f"the weights are not finite at iteration {state['iteration']}: training "
+                                f"diverged (try a lower --lr); {self._kept()}", state["iteration"])
+        meta = {**state, "elapsed_s": self.elapsed_s(), "config": self.config.to_json(), "model": self.config.model,
+                "num_classes": data.num_classes, "in_channels": data.image_shape[0], "image_size": data.image_shape[-1],
+                "class_names": list(data.class_names), "normalization": {"mean": self.prep.mean, "std": self.prep.std}}
+        tensors = {"rng.torch": torch.get_rng_state()}
+        for i, s in self.optimizer.state_dict()["state"].items():
+            tensors.update({f"optimizer.{i}.{k}": v for k, v in s.items() if isinstance(v, torch.Tensor)})
+        ckpt.save_checkpoint(self.out / "checkpoints", state["iteration"], self.model.state_dict(), tensors, meta,
+                             best=best, keep=self.config.keep_checkpoints)
+        self.saved_at = state["iteration"]
+
+    def _kept(self) -> str:
+        last = ckpt.latest(self.out / "checkpoints")
+        return "no checkpoint had been saved yet" if last is None else f"the last good checkpoint is kept: {last}"
+
+    def _remaining_s(self) -> float:  # at this session's pace so far
+        done = self.state["iteration"] - self.started_at
+        return (self.total - self.state["iteration"]) * (time.perf_counter() - self.started) / max(1, done)
 
 
 def _duration(seconds: float) -> str:
@@ -239,6 +282,4 @@ def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict
             opt_state.setdefault(int(i), {})[name] = value
     optimizer.load_state_dict({"state": opt_state, "param_groups": optimizer.state_dict()["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
-    keys = ("iteration", "epoch", "step", "loss_sum", "errors", "seen", "elapsed_s", "best_val_error",
-            "warmup_done", "error_ema", "metrics")
-    return {k: meta[k] for k in keys}
+    return {k: meta[k] for k in _new_state(config)}
