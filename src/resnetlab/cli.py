@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from .version import __version__
 
@@ -145,7 +146,7 @@ def _experiment_epilog() -> str:
         own = [k for k in names if k not in _TRAINING_FLAGS]
         training = all(k in names for k in _TRAINING_FLAGS)
         lines.append(f"  {name:<12} {flags(own) if training else flags(names)}{' and the training flags' if training else ''}")
-    return "\n".join(lines + ["training flags: " + flags(_TRAINING_FLAGS[:6]), "  " + flags(_TRAINING_FLAGS[6:])])
+    return "\n".join(lines + [textwrap.fill("training flags: " + flags(_TRAINING_FLAGS), 80, subsequent_indent="  ")])
 
 
 def _experiment_parser(commands) -> None:
