@@ -37,8 +37,10 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, {'channels-last' if args.channels_last else 'NCHW'}, fp32")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, {'channels-last' if args.channels_last else 'NCHW'}, fp32"
+    )
     print(f"{'shape':>20} {'native ms':>10} {'eager ms':>9} {'ratio':>7} {'compiled ms':>12} {'ratio':>7}")
     ratios = {"eager": [], "compiled": []}
     for shape in SHAPES:

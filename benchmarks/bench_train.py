@@ -28,14 +28,20 @@ class RefBlock(nn.Module):
     def __init__(self, cin, cout, stride, bottleneck):
         super().__init__()
         mid = cout // 4 if bottleneck else cout
-        convs = ([(cin, mid, 1, 1), (mid, mid, 3, stride), (mid, cout, 1, 1)] if bottleneck
-                 else [(cin, cout, 3, stride), (cout, cout, 3, 1)])
+        convs = (
+            [(cin, mid, 1, 1), (mid, mid, 3, stride), (mid, cout, 1, 1)]
+            if bottleneck
+            else [(cin, cout, 3, stride), (cout, cout, 3, 1)]
+        )
         self.convs = nn.ModuleList(nn.Conv2d(i, o, k, s, k // 2, bias=False) for i, o, k, s in convs)
         self.bns = nn.ModuleList(nn.BatchNorm2d(o) for _, o, _, _ in convs)
         self.pad = cout - cin if not bottleneck else 0
         self.stride = stride
-        self.proj = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                     if bottleneck and (stride != 1 or cin != cout) else None)
+        self.proj = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if bottleneck and (stride != 1 or cin != cout)
+            else None
+        )
 
     def forward(self, x):
         out = x
@@ -46,7 +52,7 @@ class RefBlock(nn.Module):
         if self.proj is not None:
             short = self.proj(x)
         else:  # option A: subsample and zero-pad channels
-            short = x[:, :, ::self.stride, ::self.stride]
+            short = x[:, :, :: self.stride, :: self.stride]
             short = F.pad(short, (0, 0, 0, 0, 0, self.pad)) if self.pad else short
         return F.relu(out + short)
 
@@ -55,8 +61,9 @@ class RefResNet(nn.Module):
     def __init__(self, imagenet: bool):
         super().__init__()
         if imagenet:  # ResNet-50
-            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                                      nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+            )
             plan, cin = [(256, 3, 1), (512, 4, 2), (1024, 6, 2), (2048, 3, 2)], 64
         else:  # CIFAR ResNet-20
             self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
@@ -132,9 +139,12 @@ def main() -> None:
     batch = args.batch_size or batch
     macs = resnetlab.summary(resnetlab.create_model(args.model), (3, size, size)).total_mult_adds
     gflop = 3 * macs * 2 / 1e9  # per image, training
-    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}, "
-          f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image; CPU {torch.backends.cpu.get_cpu_capability()}, "
-          f"oneDNN bf16 {'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no'}")
+    print(
+        f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}, "
+        f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image; "
+        f"CPU {torch.backends.cpu.get_cpu_capability()}, "
+        f"oneDNN bf16 {'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no'}"
+    )
     ref = images_per_second(RefResNet(imagenet), batch, size, args.steps)
     print(f"{'path':>22} {'img/s':>8} {'GFLOP/s':>8} {'vs reference':>13}")
     print(f"{'reference (plain torch)':>22} {ref:8.1f} {ref * gflop:8.1f} {1.0:12.2f}x")

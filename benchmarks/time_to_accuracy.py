@@ -40,8 +40,14 @@ def run_one(out: Path, seed: int, path: str, args) -> dict:
     final = fit(config, resume=resumed)
     wall = previous + time.perf_counter() - start
     (out / "wall.json").write_text(json.dumps({"wall_s": wall}))
-    return {"path": path, "seed": seed, "epochs": final["epoch"], "test_accuracy": 1 - final["test_error"],
-            "wall_s": wall, "resumed": resumed}
+    return {
+        "path": path,
+        "seed": seed,
+        "epochs": final["epoch"],
+        "test_accuracy": 1 - final["test_error"],
+        "wall_s": wall,
+        "resumed": resumed,
+    }
 
 
 def main() -> None:
@@ -56,8 +62,10 @@ def main() -> None:
     if not args.data.is_file():
         raise SystemExit(f"time_to_accuracy: {args.data} is missing (the real CIFAR-10 .npz; see shared/data)")
     args.out.mkdir(parents=True, exist_ok=True)
-    header = (f"resnetlab fast-cifar, ResNet-20, CIFAR-10; torch {torch.__version__}, {cpu_name()} "
-              f"({platform.machine()}), {args.threads or torch.get_num_threads()} threads")
+    header = (
+        f"resnetlab fast-cifar, ResNet-20, CIFAR-10; torch {torch.__version__}, {cpu_name()} "
+        f"({platform.machine()}), {args.threads or torch.get_num_threads()} threads"
+    )
     print(header, flush=True)
     rows = []
     for path in args.paths:
@@ -66,17 +74,27 @@ def main() -> None:
             rows.append(run_one(args.out / name, seed, path, args))
             print(f"{name}: {100 * rows[-1]['test_accuracy']:.2f}% in {rows[-1]['wall_s'] / 60:.1f} min", flush=True)
     lines = [header, "", "| path | seed | epochs | test accuracy | wall (min) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['path']} | {r['seed']} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% | "
-              f"{r['wall_s'] / 60:.1f}{' (resumed)' if r['resumed'] else ''} |" for r in rows]
+    lines += [
+        f"| {r['path']} | {r['seed']} | {r['epochs']} | {100 * r['test_accuracy']:.2f}% | "
+        f"{r['wall_s'] / 60:.1f}{' (resumed)' if r['resumed'] else ''} |"
+        for r in rows
+    ]
     for path in args.paths:
         accs = [r["test_accuracy"] for r in rows if r["path"] == path]
         walls = [r["wall_s"] for r in rows if r["path"] == path]
-        lines.append(f"\n{path}: mean {100 * statistics.mean(accs):.2f}% over {len(accs)} seed(s), "
-                     f"mean wall {statistics.mean(walls) / 60:.1f} min; target >= {100 * TARGET:.2f}% in < 20 min: "
-                     f"{'met' if statistics.mean(accs) >= TARGET and max(walls) < 1200 else 'not met'}")
+        lines.append(
+            f"\n{path}: mean {100 * statistics.mean(accs):.2f}% over {len(accs)} seed(s), "
+            f"mean wall {statistics.mean(walls) / 60:.1f} min; target >= {100 * TARGET:.2f}% in < 20 min: "
+            f"{'met' if statistics.mean(accs) >= TARGET and max(walls) < 1200 else 'not met'}"
+        )
     if len(args.paths) > 1:
-        gap = [100 * (a["test_accuracy"] - b["test_accuracy"]) for a in rows if a["path"] == args.paths[0]
-               for b in rows if b["path"] == args.paths[1] and b["seed"] == a["seed"]]
+        gap = [
+            100 * (a["test_accuracy"] - b["test_accuracy"])
+            for a in rows
+            if a["path"] == args.paths[0]
+            for b in rows
+            if b["path"] == args.paths[1] and b["seed"] == a["seed"]
+        ]
         lines.append(f"{args.paths[0]} - {args.paths[1]}, same seed: " + ", ".join(f"{g:+.2f} pt" for g in gap))
     report = "\n".join(lines)
     print("\n" + report)

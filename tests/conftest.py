@@ -16,7 +16,7 @@ def synthetic_images(n: int, size: int = 16, classes: int = 4, seed: int = 0):
     half = size // 2
     for i, c in enumerate(y):
         r, col = divmod(int(c) % 4, 2)
-        x[i, r * half:(r + 1) * half, col * half:(col + 1) * half, int(c) % 3] = 220
+        x[i, r * half : (r + 1) * half, col * half : (col + 1) * half, int(c) % 3] = 220
     return x, y.astype(np.int64)
 
 

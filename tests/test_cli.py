@@ -25,12 +25,15 @@ def test_summary_with_input_size(capsys):
     assert "Total params: 25,557,032" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,code,msg", [
-    (["summary", "resnet21"], 1, "6n+2"),
-    (["summary", "resnet20", "--input-size", "3", "32"], 2, "--input-size"),
-    (["bogus"], 2, "invalid choice"),
-    (["summary"], 2, "model"),
-])
+@pytest.mark.parametrize(
+    "argv,code,msg",
+    [
+        (["summary", "resnet21"], 1, "6n+2"),
+        (["summary", "resnet20", "--input-size", "3", "32"], 2, "--input-size"),
+        (["bogus"], 2, "invalid choice"),
+        (["summary"], 2, "model"),
+    ],
+)
 def test_errors_are_one_line(argv, code, msg):
     proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == code
@@ -62,6 +65,10 @@ def test_every_option_has_help():
     from resnetlab.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
-    missing = [f"{name} {a.option_strings[0]}" for name, sub in commands.items() for a in sub._actions
-               if a.option_strings and not a.help]
+    missing = [
+        f"{name} {a.option_strings[0]}"
+        for name, sub in commands.items()
+        for a in sub._actions
+        if a.option_strings and not a.help
+    ]
     assert not missing, f"options without help: {missing}"

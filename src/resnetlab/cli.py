@@ -35,8 +35,10 @@ def cmd_summary(args) -> int:
     from .models import create_model
 
     if args.gradient_flow != 0 and args.gradient_flow < 2:
-        raise ValueError(f"--gradient-flow {args.gradient_flow}: give a batch of at least 2 images (batch norm "
-                         f"needs 2 to compute a variance), e.g. --gradient-flow 16")
+        raise ValueError(
+            f"--gradient-flow {args.gradient_flow}: give a batch of at least 2 images (batch norm "
+            f"needs 2 to compute a variance), e.g. --gradient-flow 16"
+        )
     if args.gradient_flow:
         torch.manual_seed(0)  # the same initial weights on every call
     model = create_model(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
@@ -70,8 +72,9 @@ def cmd_train(args) -> int:
     except NonFiniteLoss as e:
         print(f"resnetlab: error: {e}", file=sys.stderr)
         return 1
-    summary_line = ", ".join(f"{k} {100 * final[k]:.2f}%" for k in ("train_error", "val_error", "test_error")
-                             if final.get(k) is not None)
+    summary_line = ", ".join(
+        f"{k} {100 * final[k]:.2f}%" for k in ("train_error", "val_error", "test_error") if final.get(k) is not None
+    )
     print(f"final: {summary_line}; outputs in {config.out} (curves.png, metrics.csv, checkpoints/last)")
     return 0
 
@@ -91,8 +94,19 @@ def cmd_predict(args) -> int:
 
 
 # The flags each experiment uses besides --data and --out; any other is refused, not ignored.
-_TRAINING_FLAGS = ("recipe", "subset", "val_split", "epochs", "iterations", "batch_size", "seed", "threads", "device",
-                   "compile", "eval_every")
+_TRAINING_FLAGS = (
+    "recipe",
+    "subset",
+    "val_split",
+    "epochs",
+    "iterations",
+    "batch_size",
+    "seed",
+    "threads",
+    "device",
+    "compile",
+    "eval_every",
+)
 _EXPERIMENT_FLAGS = {
     "degradation": ("depths", *_TRAINING_FLAGS),
     "gradients": ("depths", "steps", "batch_size", "seed", "threads"),
@@ -109,15 +123,20 @@ def cmd_experiment(args) -> int:
     allowed = _EXPERIMENT_FLAGS[args.name]
     unused = [f"--{k.replace('_', '-')}" for k in options if k not in allowed]
     if unused:
-        raise ValueError(f"experiment {args.name} does not use {', '.join(unused)}; its options are "
-                         f"{', '.join('--' + k.replace('_', '-') for k in ('data', *allowed, 'out'))}")
+        raise ValueError(
+            f"experiment {args.name} does not use {', '.join(unused)}; its options are "
+            f"{', '.join('--' + k.replace('_', '-') for k in ('data', *allowed, 'out'))}"
+        )
     data = getattr(args, "data", "default")
     out = getattr(args, "out", None) or f"runs/experiment-{args.name}"
     try:
         _run_experiment(args.name, experiments, data, out, options)
     except TrainingInterrupted as e:  # the runs keep their checkpoints; the experiment continues them
-        print(f"resnetlab: {e.out} interrupted at iteration {e.iteration} (checkpoint saved); run the same "
-              f"command again to continue the experiment", file=sys.stderr)
+        print(
+            f"resnetlab: {e.out} interrupted at iteration {e.iteration} (checkpoint saved); run the same "
+            f"command again to continue the experiment",
+            file=sys.stderr,
+        )
         return 130
     print(f"outputs in {out}")
     return 0
@@ -138,6 +157,7 @@ def _run_experiment(name: str, experiments, data: str, out: str, options: dict) 
 
 def _experiment_epilog() -> str:
     """Which flags each experiment takes, from ``_EXPERIMENT_FLAGS``."""
+
     def flags(names) -> str:
         return " ".join("--" + k.replace("_", "-") for k in names)
 
@@ -145,22 +165,31 @@ def _experiment_epilog() -> str:
     for name, names in _EXPERIMENT_FLAGS.items():
         own = [k for k in names if k not in _TRAINING_FLAGS]
         training = all(k in names for k in _TRAINING_FLAGS)
-        lines.append(f"  {name:<12} {flags(own) if training else flags(names)}{' and the training flags' if training else ''}")
+        lines.append(
+            f"  {name:<12} {flags(own) if training else flags(names)}{' and the training flags' if training else ''}"
+        )
     return "\n".join(lines + [textwrap.fill("training flags: " + flags(_TRAINING_FLAGS), 80, subsequent_indent="  ")])
 
 
 def _experiment_parser(commands) -> None:
-    p = commands.add_parser("experiment", help="run one of the papers' experiments", argument_default=argparse.SUPPRESS,
-                            formatter_class=argparse.RawDescriptionHelpFormatter,
-                            description="The papers' experiments: degradation (plain vs residual through depth),\n"
-                                        "gradients (per-layer gradient norms), batchnorm (BN and the learning rate),\n"
-                                        "cifar-table (Table 6). Re-running continues unfinished training runs.",
-                            epilog=_experiment_epilog())
+    p = commands.add_parser(
+        "experiment",
+        help="run one of the papers' experiments",
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The papers' experiments: degradation (plain vs residual through depth),\n"
+        "gradients (per-layer gradient norms), batchnorm (BN and the learning rate),\n"
+        "cifar-table (Table 6). Re-running continues unfinished training runs.",
+        epilog=_experiment_epilog(),
+    )
     p.add_argument("name", choices=["degradation", "gradients", "batchnorm", "cifar-table"])
-    p.add_argument("--data", help="default | cifar10:PATH | npz:PATH | folder:PATH, as for train (default: the "
-                   "embedded digits)")
+    p.add_argument(
+        "--data", help="default | cifar10:PATH | npz:PATH | folder:PATH, as for train (default: the embedded digits)"
+    )
     p.add_argument("--depths", type=int, nargs="+", metavar="D", help="CIFAR depths 6n+2")
-    p.add_argument("--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)")
+    p.add_argument(
+        "--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)"
+    )
     p.add_argument("--steps", type=int, metavar="K", help="gradients: SGD steps before the second measurement (20)")
     p.add_argument("--model", help="batchnorm: the network (default resnet20)")
     p.add_argument("--recipe", help="paper-cifar (default) | cosine | fast-cifar")
@@ -168,8 +197,12 @@ def _experiment_parser(commands) -> None:
     p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, metavar="N", help="training length of every run (default: the recipe's)")
-    budget.add_argument("--iterations", type=int, metavar="N", help="training length in SGD steps; the step "
-                        "schedule's milestones scale with it")
+    budget.add_argument(
+        "--iterations",
+        type=int,
+        metavar="N",
+        help="training length in SGD steps; the step schedule's milestones scale with it",
+    )
     p.add_argument("--batch-size", type=int, metavar="N", help="default 128")
     p.add_argument("--seed", type=int, help="one seed for every run (default 0)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
@@ -181,11 +214,18 @@ def _experiment_parser(commands) -> None:
 
 
 def _train_parser(commands) -> None:
-    p = commands.add_parser("train", help="train a model", argument_default=argparse.SUPPRESS,
-                            description="Train a ResNet. Flags override the recipe's fields; every output goes to --out.")
+    p = commands.add_parser(
+        "train",
+        help="train a model",
+        argument_default=argparse.SUPPRESS,
+        description="Train a ResNet. Flags override the recipe's fields; every output goes to --out.",
+    )
     p.add_argument("--model", help="registry name (default resnet20)")
-    p.add_argument("--norm", choices=["bn", "torch", "none"], help="normalization: this project's BN (default), "
-                   "torch.nn.BatchNorm2d, or none")
+    p.add_argument(
+        "--norm",
+        choices=["bn", "torch", "none"],
+        help="normalization: this project's BN (default), torch.nn.BatchNorm2d, or none",
+    )
     p.add_argument("--data", help="default | cifar10:PATH | npz:PATH | folder:PATH (default: the embedded digits)")
     p.add_argument("--subset", type=int, metavar="N", help="train on the first N training images")
     p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation (paper: 5000)")
@@ -199,25 +239,47 @@ def _train_parser(commands) -> None:
     p.add_argument("--momentum", type=float, metavar="X", help="SGD momentum (paper: 0.9)")
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum")
     p.add_argument("--weight-decay", type=float, metavar="X", help="L2 on every parameter (paper: 1e-4)")
-    p.add_argument("--schedule", choices=["step", "cosine"], help="step: lr/10 at each milestone; cosine: to 0 "
-                   "after a linear warm-up")
-    p.add_argument("--milestones", type=float, nargs="+", metavar="F", help="step schedule, fractions of all iterations")
+    p.add_argument(
+        "--schedule",
+        choices=["step", "cosine"],
+        help="step: lr/10 at each milestone; cosine: to 0 after a linear warm-up",
+    )
+    p.add_argument(
+        "--milestones", type=float, nargs="+", metavar="F", help="step schedule, fractions of all iterations"
+    )
     p.add_argument("--warmup-iterations", type=int, metavar="N", help="cosine: linear warm-up steps from 0 to lr")
     p.add_argument("--warmup-lr", type=float, metavar="X", help="constant lr until training error < 80%%")
     p.add_argument("--label-smoothing", type=float, metavar="X", help="cross-entropy label smoothing (paper: 0)")
     p.add_argument("--seed", type=int, help="initialization, shuffling and augmentation (default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], help="bf16 autocast (fast only on CPUs with oneDNN bf16, e.g. AVX512-BF16, or on GPUs)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model for training steps")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="bf16 autocast (fast only on CPUs with oneDNN bf16, e.g. AVX512-BF16, or on GPUs)",
+    )
+    p.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model for training steps"
+    )
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC memory format")
-    p.add_argument("--eval-every", type=int, metavar="N", help="epochs between test/val evaluations (0: only at the end)")
-    p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction,
-                   help="evaluate on each image and its mirror (natural images only)")
+    p.add_argument(
+        "--eval-every", type=int, metavar="N", help="epochs between test/val evaluations (0: only at the end)"
+    )
+    p.add_argument(
+        "--tta-flip",
+        action=argparse.BooleanOptionalAction,
+        help="evaluate on each image and its mirror (natural images only)",
+    )
     p.add_argument("--save-every", type=int, metavar="N", help="iterations between checkpoints (default: each epoch)")
-    p.add_argument("--keep-checkpoints", type=int, metavar="N", help="newest numbered checkpoints kept (default 3; "
-                   "best and last are always kept)")
-    p.add_argument("--weights", metavar="FILE", help="initialize from a resnetlab checkpoint or a torchvision state_dict")
+    p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        metavar="N",
+        help="newest numbered checkpoints kept (default 3; best and last are always kept)",
+    )
+    p.add_argument(
+        "--weights", metavar="FILE", help="initialize from a resnetlab checkpoint or a torchvision state_dict"
+    )
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR with its config")
     p.set_defaults(func=cmd_train)
@@ -231,32 +293,54 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("models", help="list the registered models", description="List the registered models.")
     p.set_defaults(func=cmd_models)
 
-    p = commands.add_parser("summary", help="print a model's layer table",
-                            description="Print the layer table: output shapes, parameters and multiply-adds.")
+    p = commands.add_parser(
+        "summary",
+        help="print a model's layer table",
+        description="Print the layer table: output shapes, parameters and multiply-adds.",
+    )
     p.add_argument("model", help="a name from 'resnetlab models', or resnet<6n+2> for any CIFAR depth")
-    p.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
-                   help="input size (default: 3 224 224 for ImageNet nets, 3 32 32 for CIFAR nets)")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs=3,
+        metavar=("C", "H", "W"),
+        help="input size (default: 3 224 224 for ImageNet nets, 3 32 32 for CIFAR nets)",
+    )
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
-    p.add_argument("--gradient-flow", type=int, nargs="?", const=16, default=0, metavar="BATCH",
-                   help="also print each layer's gradient norm at initialization (seed 0; a batch of BATCH noise "
-                        "images, default 16)")
+    p.add_argument(
+        "--gradient-flow",
+        type=int,
+        nargs="?",
+        const=16,
+        default=0,
+        metavar="BATCH",
+        help="also print each layer's gradient norm at initialization (seed 0; a batch of BATCH noise "
+        "images, default 16)",
+    )
     p.set_defaults(func=cmd_summary)
 
     _train_parser(commands)
     _experiment_parser(commands)
 
-    p = commands.add_parser("eval", help="evaluate a trained model",
-                            description="Test error, per-class accuracy and confusion matrix (also confusion.png).")
+    p = commands.add_parser(
+        "eval",
+        help="evaluate a trained model",
+        description="Test error, per-class accuracy and confusion matrix (also confusion.png).",
+    )
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--data", help="as for train (default: the run's own data)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available")
+    p.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available"
+    )
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("predict", help="classify images", description="Top classes with probabilities.")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available")
+    p.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available"
+    )
     p.set_defaults(func=cmd_predict)
     return parser
 

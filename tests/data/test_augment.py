@@ -20,7 +20,7 @@ def test_each_image_is_a_crop_of_its_padded_self_possibly_flipped():
     padded = F.pad(x, (2, 2, 2, 2))
     flipped = 0
     for i in range(32):
-        crops = [padded[i, :, r:r + 6, c:c + 5] for r in range(5) for c in range(5)]
+        crops = [padded[i, :, r : r + 6, c : c + 5] for r in range(5) for c in range(5)]
         plain = any(torch.equal(out[i], crop) for crop in crops)
         mirrored = any(torch.equal(out[i], crop.flip(2)) for crop in crops)
         assert plain or mirrored

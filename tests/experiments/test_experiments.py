@@ -2,7 +2,6 @@
 
 import csv
 import json
-
 from contextlib import contextmanager
 
 import resnetlab.train.loop as loop_module
@@ -21,8 +20,15 @@ def test_gradients_outputs_are_consistent(tiny_npz, tmp_path):
     configs = {(r["depth"], r["residual"], r["norm"], r["activation"], r["phase"]) for r in saved}
     assert len(configs) == 2 * 2 * 2 * 2 * 2  # depth × residual × norm × activation × phase
     for depth in (8, 14):  # one row per conv layer (depth − 1 of them) plus the fc layer
-        per_config = [r for r in saved if r["depth"] == str(depth) and r["phase"] == "init"
-                      and r["residual"] == "True" and r["norm"] == "bn" and r["activation"] == "relu"]
+        per_config = [
+            r
+            for r in saved
+            if r["depth"] == str(depth)
+            and r["phase"] == "init"
+            and r["residual"] == "True"
+            and r["norm"] == "bn"
+            and r["activation"] == "relu"
+        ]
         assert [int(r["layer"]) for r in per_config] == list(range(1, depth + 1))
         assert per_config[0]["name"] == "conv1" and per_config[-1]["name"] == "fc"
     assert all(float(r["grad_norm"]) >= 0 and float(r["input_var"]) >= 0 for r in saved)
@@ -32,8 +38,12 @@ def test_gradients_outputs_are_consistent(tiny_npz, tmp_path):
 
 def test_degradation_command(tiny_npz, tmp_path, capsys):
     out = tmp_path / "deg"
-    assert main(["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out),
-                 *TINY]) == 0
+    assert (
+        main(
+            ["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out), *TINY]
+        )
+        == 0
+    )
     for model in ("plain8", "plain14", "resnet8", "resnet14"):
         records = json.loads((out / model / "metrics.json").read_text())
         assert records[-1]["iteration"] == 12
@@ -43,34 +53,82 @@ def test_degradation_command(tiny_npz, tmp_path, capsys):
     assert "Measured:" in report and (out / "degradation.png").stat().st_size > 10_000
     assert "points at depth 8" in report and "points at depth 14" in report
     # Running it again continues (here: reads back) the finished runs instead of starting over.
-    assert main(["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out),
-                 *TINY]) == 0
+    assert (
+        main(
+            ["experiment", "degradation", "--data", f"npz:{tiny_npz}", "--depths", "8", "14", "--out", str(out), *TINY]
+        )
+        == 0
+    )
 
 
 def test_batchnorm_command(tiny_npz, tmp_path):
     out = tmp_path / "bn"
-    assert main(["experiment", "batchnorm", "--data", f"npz:{tiny_npz}", "--model", "resnet8", "--lrs", "0.05", "1e9",
-                 "--out", str(out), *TINY]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "batchnorm",
+                "--data",
+                f"npz:{tiny_npz}",
+                "--model",
+                "resnet8",
+                "--lrs",
+                "0.05",
+                "1e9",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     report = (out / "report.md").read_text()
     diverged = json.loads((out / "resnet8-none-lr1e+09" / "diverged.json").read_text())
-    assert f"| none | 1e+09 | yes, at iteration {diverged['iteration']} |" in report  # without BN an absurd lr diverges...
+    assert (
+        f"| none | 1e+09 | yes, at iteration {diverged['iteration']} |" in report
+    )  # without BN an absurd lr diverges...
     assert "| BN | 0.05 | no |" in report
-    for stats in ("mini-batch (128 test", "mini-batch (8 test", "population (running averages)",
-                  "recalibrated (2 training batches of 128)"):  # all full batches of the 320 training images
+    for stats in (
+        "mini-batch (128 test",
+        "mini-batch (8 test",
+        "population (running averages)",
+        "recalibrated (2 training batches of 128)",
+    ):  # all full batches of the 320 training images
         assert stats in report
     assert (out / "batchnorm.png").stat().st_size > 10_000
     # Again: the finished runs are read back and the diverged one is not trained a second time.
     log = (out / "resnet8-none-lr1e+09" / "train.log").read_text()
-    assert main(["experiment", "batchnorm", "--data", f"npz:{tiny_npz}", "--model", "resnet8", "--lrs", "0.05", "1e9",
-                 "--out", str(out), *TINY]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "batchnorm",
+                "--data",
+                f"npz:{tiny_npz}",
+                "--model",
+                "resnet8",
+                "--lrs",
+                "0.05",
+                "1e9",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert (out / "resnet8-none-lr1e+09" / "train.log").read_text() == log
     assert (out / "report.md").read_text() == report
 
 
 def test_cifar_table_command(tiny_npz, tmp_path):
     out = tmp_path / "table"
-    assert main(["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "20", "--out", str(out),
-                 *TINY]) == 0
+    assert (
+        main(
+            ["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "20", "--out", str(out), *TINY]
+        )
+        == 0
+    )
     table = (out / "table.md").read_text()
     assert "| ResNet-20 | 12 |" in table and "| 8.75 |" in table and "| ResNet-8 | 12 |" in table
     assert table.count(" threads, torch ") == 2  # where each row was computed
@@ -79,8 +137,25 @@ def test_cifar_table_command(tiny_npz, tmp_path):
 
 def test_experiment_passes_training_options(tiny_npz, tmp_path):
     out = tmp_path / "table"
-    assert main(["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "--out", str(out),
-                 "--eval-every", "0", "--no-compile", *TINY]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "cifar-table",
+                "--data",
+                f"npz:{tiny_npz}",
+                "--depths",
+                "8",
+                "--out",
+                str(out),
+                "--eval-every",
+                "0",
+                "--no-compile",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "resnet8" / "config.json").read_text())["config"]
     assert config["eval_every"] == 0 and config["compile"] is False
 
@@ -91,14 +166,35 @@ def test_rerun_with_other_settings_is_refused_naming_them(tiny_npz, tmp_path, ca
     before = (tmp_path / "resnet8" / "metrics.json").read_text()
     assert main([*args, "--iterations", "4", "--batch-size", "16", "--threads", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("resnetlab: error: ") and "resnet8 holds a run made with batch_size 32 (not 16)" in err[-1]
+    assert (
+        err[-1].startswith("resnetlab: error: ") and "resnet8 holds a run made with batch_size 32 (not 16)" in err[-1]
+    )
     assert (tmp_path / "resnet8" / "metrics.json").read_text() == before  # nothing of the run is lost
 
 
 def test_gradients_command_and_flags_an_experiment_does_not_use(tiny_npz, tmp_path, capsys):
     out = tmp_path / "grad"
-    assert main(["experiment", "gradients", "--data", f"npz:{tiny_npz}", "--depths", "8", "--steps", "1",
-                 "--batch-size", "8", "--threads", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "gradients",
+                "--data",
+                f"npz:{tiny_npz}",
+                "--depths",
+                "8",
+                "--steps",
+                "1",
+                "--batch-size",
+                "8",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with open(out / "gradients.csv") as f:
         assert {r["depth"] for r in csv.DictReader(f)} == {"8"}
     # A flag the experiment has no use for is refused in one line, not silently ignored.
@@ -139,8 +235,17 @@ def test_interrupted_experiment_continues_when_run_again(tiny_npz, tmp_path, mon
 
 def test_diverged_run_is_named_and_not_compared(tiny_npz, tmp_path):
     """Numbers from before a divergence must not feed the plain-vs-residual verdict."""
-    rows = run_degradation(tmp_path, depths=(8, 14), log=lambda *_: None, data=f"npz:{tiny_npz}", norm="none",
-                           lr=1e9, iterations=12, batch_size=32, threads=1)
+    rows = run_degradation(
+        tmp_path,
+        depths=(8, 14),
+        log=lambda *_: None,
+        data=f"npz:{tiny_npz}",
+        norm="none",
+        lr=1e9,
+        iterations=12,
+        batch_size=32,
+        threads=1,
+    )
     diverged = {r["model"]: r["diverged"] for r in rows}
     assert all(isinstance(it, int) and 1 <= it <= 12 for it in diverged.values()), diverged
     report = (tmp_path / "report.md").read_text()

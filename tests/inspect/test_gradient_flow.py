@@ -30,7 +30,11 @@ def test_norms_match_autograd_in_forward_order():
     net, x, y = Net(), torch.randn(6, 2, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
     flow = gradient_flow(net, x, y)
     assert [g.name for g in flow.layers] == ["conv_a", "conv_b", "head"]
-    assert [g.index for g in flow.layers] == [1, 2, 3] and [g.kind for g in flow.layers] == ["Conv2d", "Conv2d", "Linear"]
+    assert [g.index for g in flow.layers] == [1, 2, 3] and [g.kind for g in flow.layers] == [
+        "Conv2d",
+        "Conv2d",
+        "Linear",
+    ]
 
     ref = net.train()
     loss = F.cross_entropy(ref(x), y)
@@ -60,8 +64,16 @@ def test_model_is_left_as_it_was():
 def test_table_and_residual_net():
     torch.manual_seed(0)
     flow = gradient_flow(cifar_resnet(8), torch.randn(4, 3, 32, 32), torch.tensor([1, 2, 3, 4]))
-    assert [g.name for g in flow.layers] == ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1",
-                                           "layer2.0.conv2", "layer3.0.conv1", "layer3.0.conv2", "fc"]
+    assert [g.name for g in flow.layers] == [
+        "conv1",
+        "layer1.0.conv1",
+        "layer1.0.conv2",
+        "layer2.0.conv1",
+        "layer2.0.conv2",
+        "layer3.0.conv1",
+        "layer3.0.conv2",
+        "fc",
+    ]
     text = str(flow)
     assert "layer2.0.conv1 (Conv2d)" in text and "fc (Linear)" in text and "First / last layer gradient norm" in text
 

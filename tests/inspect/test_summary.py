@@ -33,8 +33,14 @@ def test_seed_bottleneck_table():
     assert "Total params: 135,424" in text and s.total_params == 135_424
     assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
     assert s.rows[0].mult_adds == 320 * 320 * 64 * 256
-    for label in ["Trainable params: 135,424", "Non-trainable params: 0", "Input size (MB): 100.00",
-                  "Forward/backward pass size (MB)", "Params size (MB): 0.52", "Estimated Total Size (MB)"]:
+    for label in [
+        "Trainable params: 135,424",
+        "Non-trainable params: 0",
+        "Input size (MB): 100.00",
+        "Forward/backward pass size (MB)",
+        "Params size (MB): 0.52",
+        "Estimated Total Size (MB)",
+    ]:
         assert label in text
 
 

@@ -7,11 +7,24 @@ import resnetlab
 from resnetlab import create_model, list_models
 
 PARAMS = {  # torchvision's and the paper's (Sec. 4.2: 0.27M ... 19.4M) counts
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
-    "resnet152": 60_192_808, "resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586,
-    "resnet56": 853_018, "resnet110": 1_727_962, "resnet1202": 19_421_274,
-    "plain20": 269_722, "plain32": 464_154, "plain44": 658_586, "plain56": 853_018, "plain110": 1_727_962,
-    "plain18": 11_515_688, "plain34": 21_623_848,  # no projection shortcuts
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet1202": 19_421_274,
+    "plain20": 269_722,
+    "plain32": 464_154,
+    "plain44": 658_586,
+    "plain56": 853_018,
+    "plain110": 1_727_962,
+    "plain18": 11_515_688,
+    "plain34": 21_623_848,  # no projection shortcuts
 }
 
 
@@ -24,7 +37,9 @@ def test_every_model_builds_with_expected_parameters_and_runs(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=7)
     n_fc = model.fc.in_features * 7 + 7
-    default_fc = model.fc.in_features * (1000 if model.layer4 is not None else 10) + (1000 if model.layer4 is not None else 10)
+    default_fc = model.fc.in_features * (1000 if model.layer4 is not None else 10) + (
+        1000 if model.layer4 is not None else 10
+    )
     assert sum(p.numel() for p in model.parameters()) == PARAMS[name] - default_fc + n_fc
     assert getattr(resnetlab, name)().fc.out_features in (10, 1000)
     size = 32 if model.layer4 is None else 64

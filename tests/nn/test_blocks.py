@@ -60,8 +60,10 @@ def test_activation(activation, cls):
     assert isinstance(BasicBlock(8, 8, activation=activation).act, cls)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"shortcut": "D"}, "shortcut"), ({"activation": "gelu"}, "activation"),
-                                          ({"norm_layer": "layer"}, "norm_layer")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"shortcut": "D"}, "shortcut"), ({"activation": "gelu"}, "activation"), ({"norm_layer": "layer"}, "norm_layer")],
+)
 def test_bad_choices_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BasicBlock(8, 8, **kwargs)

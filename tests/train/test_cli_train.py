@@ -17,8 +17,27 @@ def run(*argv):
 
 def test_train_eval_predict(tiny_npz, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--model", "resnet8", "--data", f"npz:{tiny_npz}", "--epochs", "2", "--batch-size", "32",
-                 "--recipe", "cosine", "--warmup-iterations", "2", "--out", str(out), "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "resnet8",
+            "--data",
+            f"npz:{tiny_npz}",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--recipe",
+            "cosine",
+            "--warmup-iterations",
+            "2",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "epoch 2/2" in text and f"outputs in {out}" in text
@@ -37,15 +56,18 @@ def test_train_eval_predict(tiny_npz, tmp_path, capsys):
     assert lines[0].endswith("img.png") and len(lines) == 3 and lines[1].strip().endswith(("a", "b", "c", "d"))
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["--data", "npz:/nonexistent.npz"], "no such file"),
-    (["--data", "bogus"], "expected default, cifar10:PATH"),
-    (["--model", "resnet21"], "6n+2"),
-    (["--recipe", "fast"], "unknown recipe"),
-    (["--batch-size", "0"], "batch_size must be a positive integer"),
-    (["--resume", "/nonexistent"], "no config.json"),
-    (["--device", "cuda"], "CUDA"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--data", "npz:/nonexistent.npz"], "no such file"),
+        (["--data", "bogus"], "expected default, cifar10:PATH"),
+        (["--model", "resnet21"], "6n+2"),
+        (["--recipe", "fast"], "unknown recipe"),
+        (["--batch-size", "0"], "batch_size must be a positive integer"),
+        (["--resume", "/nonexistent"], "no config.json"),
+        (["--device", "cuda"], "CUDA"),
+    ],
+)
 def test_train_errors_are_one_line(tiny_npz, tmp_path, argv, msg):
     base = ["train", "--iterations", "1", "--out", str(tmp_path / "r")]
     if "--data" not in argv:
@@ -72,12 +94,38 @@ def test_predict_and_eval_errors(tmp_path):
 def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
     """A few hundred iterations on a 10k-image subset of the real CIFAR-10: far better than 90% error."""
     out = tmp_path / "cifar"
-    code = main(["train", "--model", "resnet8", "--data", f"npz:{cifar_npz}", "--subset", "10000",
-                 "--val-split", "1000", "--iterations", "250", "--batch-size", "64", "--recipe", "cosine",
-                 "--warmup-iterations", "30", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--model",
+            "resnet8",
+            "--data",
+            f"npz:{cifar_npz}",
+            "--subset",
+            "10000",
+            "--val-split",
+            "1000",
+            "--iterations",
+            "250",
+            "--batch-size",
+            "64",
+            "--recipe",
+            "cosine",
+            "--warmup-iterations",
+            "30",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     final = json.loads((out / "metrics.json").read_text())[-1]
     assert final["iteration"] == 250 and final["test_error"] < 0.65 and final["val_error"] < 0.65
-    for name in ("config.json", "train.log", "metrics.csv", "curves.png", "checkpoints/last/model.safetensors",
-                 "checkpoints/best/state.json"):
+    for name in (
+        "config.json",
+        "train.log",
+        "metrics.csv",
+        "curves.png",
+        "checkpoints/last/model.safetensors",
+        "checkpoints/best/state.json",
+    ):
         assert (out / name).exists(), name

@@ -77,9 +77,31 @@ def test_fast_cifar_recipe_and_flags(tmp_path):
 
 def test_cli_flags_reach_the_config(tiny_npz, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--model", "resnet8", "--data", f"npz:{tiny_npz}", "--iterations", "2", "--batch-size", "32",
-                 "--channels-last", "--eval-every", "0", "--tta-flip", "--no-compile", "--out", str(out),
-                 "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "resnet8",
+                "--data",
+                f"npz:{tiny_npz}",
+                "--iterations",
+                "2",
+                "--batch-size",
+                "32",
+                "--channels-last",
+                "--eval-every",
+                "0",
+                "--tta-flip",
+                "--no-compile",
+                "--out",
+                str(out),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((out / "config.json").read_text())["config"]
     assert saved["channels_last"] and saved["tta_flip"] and saved["eval_every"] == 0 and not saved["compile"]
     assert main(["eval", str(out)]) == 0
@@ -88,8 +110,11 @@ def test_cli_flags_reach_the_config(tiny_npz, tmp_path, capsys):
 
 def test_compiler_failure_is_one_line():
     failure = type("BackendCompilerFailed", (RuntimeError,), {"__module__": "torch._dynamo.exc"})
-    with pytest.raises(ValueError, match=r"^--compile: torch.compile failed \(BackendCompilerFailed: no cc\); "
-                                         r"run without --compile$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^--compile: torch.compile failed \(BackendCompilerFailed: no cc\); "
+        r"run without --compile$",
+    ):
         with compile_errors(True):
             raise failure("no cc\nlong traceback")
     with pytest.raises(RuntimeError, match="unrelated"):  # other errors pass through untouched

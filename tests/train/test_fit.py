@@ -19,8 +19,9 @@ from resnetlab.train.metrics import COLUMNS
 
 
 def tiny_config(npz, out, **kw):
-    args = dict(model="resnet8", data=f"npz:{npz}", iterations=24, batch_size=32, lr=0.05, save_every=5,
-                threads=1, out=str(out))
+    args = dict(
+        model="resnet8", data=f"npz:{npz}", iterations=24, batch_size=32, lr=0.05, save_every=5, threads=1, out=str(out)
+    )
     args.update(kw)
     return make_config("paper-cifar", **args)
 
@@ -148,8 +149,26 @@ def test_kill_9_then_resume(tiny_npz, tmp_path):
     """A SIGKILL at an arbitrary instant leaves only complete checkpoints, and --resume finishes
     the run with exactly the weights of an uninterrupted one."""
     out, reference = tmp_path / "killed", tmp_path / "reference"
-    cmd = [sys.executable, "-m", "resnetlab.cli", "train", "--model", "resnet8", "--data", f"npz:{tiny_npz}",
-           "--iterations", "80", "--batch-size", "32", "--lr", "0.05", "--save-every", "4", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "resnetlab.cli",
+        "train",
+        "--model",
+        "resnet8",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--iterations",
+        "80",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--save-every",
+        "4",
+        "--threads",
+        "1",
+    ]
     subprocess.run(cmd + ["--out", str(reference)], check=True, capture_output=True)
     proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -178,8 +197,11 @@ def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path):
 
     out = tmp_path / "run"
     fit(tiny_config(tiny_npz, out, iterations=5))
-    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", "train", "--resume", str(out), "--lr", "0.3"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnetlab.cli", "train", "--resume", str(out), "--lr", "0.3"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "--lr 0.3 (the run has 0.05)" in proc.stderr
     assert main(["train", "--resume", str(out), "--model", "resnet8"]) == 0  # agreeing flags are fine
 
@@ -255,7 +277,9 @@ def test_new_run_refuses_to_overwrite(tiny_npz, tmp_path):
 
 def test_divergence_stops_cleanly_keeping_last_good_checkpoint(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(NonFiniteLoss, match=r"iteration \d+: training diverged .*checkpoint is kept: .*checkpoints") as e:
+    with pytest.raises(
+        NonFiniteLoss, match=r"iteration \d+: training diverged .*checkpoint is kept: .*checkpoints"
+    ) as e:
         fit(tiny_config(tiny_npz, out, lr=1e12, iterations=200, save_every=1))
     last = json.loads((out / "checkpoints" / "last" / "state.json").read_text())
     weights = final_weights(out)
@@ -282,8 +306,19 @@ def test_weights_from_torchvision_file_replace_classifier(tiny_npz, tmp_path):
     source = resnetlab.resnet18()  # stands in for a torchvision ImageNet model: same keys
     torch.save(source.state_dict(), tmp_path / "resnet18.pth")
     out = tmp_path / "run"
-    fit(tiny_config(tiny_npz, out, model="resnet18", weights=str(tmp_path / "resnet18.pth"), iterations=1,
-                    image_size=16, lr=1e-9, momentum=0.0, weight_decay=0.0))
+    fit(
+        tiny_config(
+            tiny_npz,
+            out,
+            model="resnet18",
+            weights=str(tmp_path / "resnet18.pth"),
+            iterations=1,
+            image_size=16,
+            lr=1e-9,
+            momentum=0.0,
+            weight_decay=0.0,
+        )
+    )
     tuned = final_weights(out)
     assert tuned["fc.weight"].shape == (4, 512)
     assert torch.allclose(tuned["layer1.0.conv1.weight"], source.state_dict()["layer1.0.conv1.weight"], atol=1e-6)
@@ -295,10 +330,31 @@ def test_weights_from_torchvision_file_replace_classifier(tiny_npz, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "resnetlab.cli", "train", "--model", "resnet8", "--data",
-                             f"npz:{tiny_npz}", "--iterations", "2000", "--batch-size", "32", "--save-every", "1000",
-                             "--threads", "1", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resnetlab.cli",
+            "train",
+            "--model",
+            "resnet8",
+            "--data",
+            f"npz:{tiny_npz}",
+            "--iterations",
+            "2000",
+            "--batch-size",
+            "32",
+            "--save-every",
+            "1000",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while "config:" not in (out / "train.log").read_text() if (out / "train.log").exists() else True:
         assert time.time() < deadline and proc.poll() is None

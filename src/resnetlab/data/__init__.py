@@ -7,5 +7,14 @@ from .default import load_default
 from .folder import load_image_folder
 from .sources import load_data
 
-__all__ = ["ImageData", "channel_stats", "generator", "load_cifar10", "load_data", "load_default",
-           "load_image_folder", "load_npz", "pad_crop_flip"]
+__all__ = [
+    "ImageData",
+    "channel_stats",
+    "generator",
+    "load_cifar10",
+    "load_data",
+    "load_default",
+    "load_image_folder",
+    "load_npz",
+    "pad_crop_flip",
+]

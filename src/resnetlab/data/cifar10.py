@@ -20,8 +20,12 @@ WHERE = "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/c
 class _ArrayUnpickler(pickle.Unpickler):
     """The official files are pickles of dicts of NumPy arrays: allow those and nothing else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -59,13 +63,17 @@ def load_cifar10(path: str | Path) -> ImageData:
                     files[Path(member.name).name] = tar.extractfile(member).read()
     elif path.is_dir():
         folder = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
-        files = {f.name: f.read_bytes() for f in folder.iterdir() if f.name in (*TRAIN_FILES, "test_batch", "batches.meta")}
+        files = {
+            f.name: f.read_bytes() for f in folder.iterdir() if f.name in (*TRAIN_FILES, "test_batch", "batches.meta")
+        }
     else:
         raise ValueError(f"cifar10:{path}: no such folder or tarball; {WHERE}")
     missing = [f for f in (*TRAIN_FILES, "test_batch") if f not in files]
     if missing:
-        raise ValueError(f"cifar10:{path}: missing {', '.join(missing)} (expected the python-version files "
-                         f"data_batch_1..5 and test_batch); {WHERE}")
+        raise ValueError(
+            f"cifar10:{path}: missing {', '.join(missing)} (expected the python-version files "
+            f"data_batch_1..5 and test_batch); {WHERE}"
+        )
     train = [_read_batch(files[f], f"{path}/{f}") for f in TRAIN_FILES]
     x_train, y_train = np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])
     x_test, y_test = _read_batch(files["test_batch"], f"{path}/test_batch")
@@ -86,11 +94,16 @@ def load_npz(path: str | Path) -> ImageData:
         raise ValueError(f"npz:{path}: not a readable .npz file ({e})") from None
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
-        raise ValueError(f"npz:{path}: missing {', '.join(missing)} (expected x_train, y_train, x_test, y_test"
-                         f"[, class_names]; found {', '.join(arrays) or 'nothing'})")
+        raise ValueError(
+            f"npz:{path}: missing {', '.join(missing)} (expected x_train, y_train, x_test, y_test"
+            f"[, class_names]; found {', '.join(arrays) or 'nothing'})"
+        )
     y = arrays["y_train"]
-    names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else \
-        tuple(str(i) for i in range(int(y.max()) + 1))
+    names = (
+        tuple(str(n) for n in arrays["class_names"])
+        if "class_names" in arrays
+        else tuple(str(i) for i in range(int(y.max()) + 1))
+    )
     return _make(path.stem, arrays["x_train"], y, arrays.get("x_test"), arrays.get("y_test"), names, f"npz:{path}")
 
 
@@ -102,9 +115,15 @@ def _make(name, x_train, y_train, x_test, y_test, names, where) -> ImageData:
     if x_test is not None:
         check_arrays("test", x_test, y_test, len(names), where)
     if name == "cifar10" and (x_train.shape[1:] != (32, 32, 3) or len(names) != 10):
-        raise ValueError(f"{where}: CIFAR-10 has 32×32×3 images in 10 classes, got {x_train.shape[1:]} "
-                         f"in {len(names)} classes; {WHERE}")
-    return ImageData(name=name, x_train=from_hwc(x_train), y_train=torch.from_numpy(y_train.astype(np.int64)),
-                     class_names=names,
-                     x_test=from_hwc(x_test) if x_test is not None else None,
-                     y_test=torch.from_numpy(y_test.astype(np.int64)) if y_test is not None else None)
+        raise ValueError(
+            f"{where}: CIFAR-10 has 32×32×3 images in 10 classes, got {x_train.shape[1:]} "
+            f"in {len(names)} classes; {WHERE}"
+        )
+    return ImageData(
+        name=name,
+        x_train=from_hwc(x_train),
+        y_train=torch.from_numpy(y_train.astype(np.int64)),
+        class_names=names,
+        x_test=from_hwc(x_test) if x_test is not None else None,
+        y_test=torch.from_numpy(y_test.astype(np.int64)) if y_test is not None else None,
+    )

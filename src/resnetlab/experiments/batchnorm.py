@@ -12,14 +12,21 @@ import torch
 from ..data import load_data
 from ..nn import recalibrate_batchnorm
 from ..train.evaluate import error_rate, predict
+from ..train.metrics import pyplot, save_figure
 from ..train.model_io import load_checkpoint
 from ..train.setup import normalizer
 from .runs import diverged_at, pct, train_run
-from ..train.metrics import pyplot, save_figure
 
 
-def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20", target_error: float = 0.5,
-                  recipe: str = "paper-cifar", log=print, **fields) -> dict:
+def run_batchnorm(
+    out: str | Path,
+    lrs=(0.01, 0.1, 0.5),
+    model: str = "resnet20",
+    target_error: float = 0.5,
+    recipe: str = "paper-cifar",
+    log=print,
+    **fields,
+) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {}
@@ -32,23 +39,44 @@ def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20"
     for name, (norm, lr, r) in runs.items():
         recs = r["records"]
         reach = next((rec["iteration"] for rec in recs if rec["train_error"] < target_error), None)
-        rows.append({"run": name, "norm": norm, "lr": lr, "diverged": diverged_at(r), "reach": reach,
-                     "train_error": recs[-1]["train_error"] if recs else None,
-                     "test_error": recs[-1]["test_error"] if recs else None})
+        rows.append(
+            {
+                "run": name,
+                "norm": norm,
+                "lr": lr,
+                "diverged": diverged_at(r),
+                "reach": reach,
+                "train_error": recs[-1]["train_error"] if recs else None,
+                "test_error": recs[-1]["test_error"] if recs else None,
+            }
+        )
     _plot(out / "batchnorm.png", runs, target_error)
-    lines = [f"# Batch norm and the learning rate ({model}, {fields.get('data', 'default')})", "",
-             f"| norm | lr | diverged | iterations to training error < {100 * target_error:.0f}% | "
-             "final training error (%) | final test error (%) |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Batch norm and the learning rate ({model}, {fields.get('data', 'default')})",
+        "",
+        f"| norm | lr | diverged | iterations to training error < {100 * target_error:.0f}% | "
+        "final training error (%) | final test error (%) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         div = "no" if r["diverged"] is None else f"yes, at iteration {r['diverged']}"
-        lines.append(f"| {'BN' if r['norm'] == 'bn' else 'none'} | {r['lr']:g} | {div} | {r['reach'] or 'not reached'} | "
-                     f"{pct(r['train_error'])} | {pct(r['test_error'])} |")
-    trained = [row for row in rows if row["norm"] == "bn" and row["diverged"] is None and row["train_error"] is not None]
+        lines.append(
+            f"| {'BN' if r['norm'] == 'bn' else 'none'} | {r['lr']:g} | {div} | {r['reach'] or 'not reached'} | "
+            f"{pct(r['train_error'])} | {pct(r['test_error'])} |"
+        )
+    trained = [
+        row for row in rows if row["norm"] == "bn" and row["diverged"] is None and row["train_error"] is not None
+    ]
     if trained:  # the best-trained BN model: its statistics are the ones worth comparing
         bn_run = out / min(trained, key=lambda row: row["train_error"])["run"]
         modes = evaluation_modes(bn_run)
-        lines += ["", f"## Evaluating {bn_run.name}: which statistics normalize the test images", "",
-                  "| statistics | test error (%) |", "|---|---|"]
+        lines += [
+            "",
+            f"## Evaluating {bn_run.name}: which statistics normalize the test images",
+            "",
+            "| statistics | test error (%) |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {pct(v)} |" for k, v in modes.items()]
     lines += ["", "![batchnorm](batchnorm.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
@@ -57,7 +85,9 @@ def run_batchnorm(out: str | Path, lrs=(0.01, 0.1, 0.5), model: str = "resnet20"
 
 
 @torch.no_grad()
-def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100, small_batch: int = 8) -> dict[str, float]:
+def evaluation_modes(
+    run: Path, batch_size: int = 128, recal_batches: int = 100, small_batch: int = 8
+) -> dict[str, float]:
     """Test error of one trained model normalized three ways: by each test mini-batch's own
     statistics (training mode; batches of ``batch_size`` and of ``small_batch``), by the running
     averages (eval), and by population statistics recomputed over training batches with
@@ -69,16 +99,17 @@ def evaluation_modes(run: Path, batch_size: int = 128, recal_batches: int = 100,
     batch_stats = copy.deepcopy(model).train()  # a copy: training mode also moves the running averages
     results = {}
     for size in (batch_size, small_batch):  # smaller batches, noisier statistics (BN paper Sec. 3.1)
-        logits = torch.cat([batch_stats(normalize(x[i:i + size])) for i in range(0, len(x), size)])
+        logits = torch.cat([batch_stats(normalize(x[i : i + size])) for i in range(0, len(x), size)])
         results[f"mini-batch ({size} test images)"] = error_rate(logits, y)
     results["population (running averages)"] = error_rate(predict(model, x, normalize, torch.device("cpu")), y)
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(data.y_train), generator=gen)
     used = min(recal_batches, len(perm) // batch_size)  # a small training set has fewer full batches
-    batches = (normalize(data.x_train[perm[i:i + batch_size]]) for i in range(0, used * batch_size, batch_size))
+    batches = (normalize(data.x_train[perm[i : i + batch_size]]) for i in range(0, used * batch_size, batch_size))
     recalibrate_batchnorm(model, batches)
     results[f"recalibrated ({used} training batches of {batch_size})"] = error_rate(
-        predict(model, x, normalize, torch.device("cpu")), y)
+        predict(model, x, normalize, torch.device("cpu")), y
+    )
     return results
 
 
@@ -86,16 +117,25 @@ def _plot(path: Path, runs: dict, target_error: float) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     lrs = sorted({lr for _, lr, _ in runs.values()})
-    for name, (norm, lr, r) in runs.items():
+    for norm, lr, r in runs.values():
         recs = r["records"]
         if not recs:  # diverged before its first epoch ended: still named in the legend
-            ax.plot([], [], color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--",
-                    label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g} (diverged at iteration "
-                          f"{diverged_at(r)})")
+            ax.plot(
+                [],
+                [],
+                color=f"C{lrs.index(lr)}",
+                ls="-" if norm == "bn" else "--",
+                label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g} (diverged at iteration {diverged_at(r)})",
+            )
         else:
-            ax.plot([x["iteration"] for x in recs], [100 * x["train_error"] for x in recs],
-                    color=f"C{lrs.index(lr)}", ls="-" if norm == "bn" else "--", lw=1.6,
-                    label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g}" + (" (diverged)" if r["diverged"] else ""))
+            ax.plot(
+                [x["iteration"] for x in recs],
+                [100 * x["train_error"] for x in recs],
+                color=f"C{lrs.index(lr)}",
+                ls="-" if norm == "bn" else "--",
+                lw=1.6,
+                label=f"{'BN' if norm == 'bn' else 'no BN'}, lr {lr:g}" + (" (diverged)" if r["diverged"] else ""),
+            )
     ax.axhline(100 * target_error, color="gray", lw=0.8, ls=":")
     ax.set_xlabel("iterations")
     ax.set_ylabel("training error (%)")

@@ -12,8 +12,9 @@ from .runs import diverged_at, pct, train_run
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
 
 
-def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str = "paper-cifar", log=print,
-                    **fields) -> list[dict]:
+def run_cifar_table(
+    out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str = "paper-cifar", log=print, **fields
+) -> list[dict]:
     """Train (or continue) ``resnet<d>`` for each depth into ``out/resnet<d>/``; write ``table.md`` and
     ``curves.png`` (every depth's training and test error, as in Fig. 6, middle)."""
     out = Path(out)
@@ -24,16 +25,30 @@ def run_cifar_table(out: str | Path, depths=(20, 32, 44, 56, 110), recipe: str =
         r = train_run(out / f"resnet{depth}", recipe, log=log, model=f"resnet{depth}", **fields)
         curves[f"ResNet-{depth}"] = r["records"]
         last = r["records"][-1] if r["records"] else {}
-        rows.append({"depth": depth, "iterations": last.get("iteration"), "test_error": last.get("test_error"),
-                     "time_s": last.get("time_s"), "diverged": diverged_at(r), "hardware": _hardware(out / f"resnet{depth}")})
+        rows.append(
+            {
+                "depth": depth,
+                "iterations": last.get("iteration"),
+                "test_error": last.get("test_error"),
+                "time_s": last.get("time_s"),
+                "diverged": diverged_at(r),
+                "hardware": _hardware(out / f"resnet{depth}"),
+            }
+        )
     cfg = r["config"]
-    lines = [f"# CIFAR-10 test error ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
-             "| model | iterations | test error (%) | paper (%) | compute time (h) | hardware |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# CIFAR-10 test error ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})",
+        "",
+        "| model | iterations | test error (%) | paper (%) | compute time (h) | hardware |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         time_h = "—" if row["time_s"] is None else f"{row['time_s'] / 3600:.2f}"
         error = pct(row["test_error"]) if row["diverged"] is None else f"diverged at iteration {row['diverged']}"
-        lines.append(f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {error} | "
-                     f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {row['hardware']} |")
+        lines.append(
+            f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {error} | "
+            f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {row['hardware']} |"
+        )
     (out / "table.md").write_text("\n".join(lines) + "\n")
     plot_curves(out / "curves.png", curves, title=f"recipe {cfg.recipe}: thin training error, bold test error")
     log("\n".join(lines))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runs import diverged_at, pct, train_run
 from ..train.metrics import pyplot, save_figure
+from .runs import diverged_at, pct, train_run
 
 
 def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar", log=print, **fields) -> list[dict]:
@@ -24,16 +24,29 @@ def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar
     rows = []
     for name, r in results.items():
         last = r["records"][-1] if r["records"] else {}
-        rows.append({"model": name, "iterations": last.get("iteration"), "train_error": last.get("train_error"),
-                     "test_error": last.get("test_error"), "time_s": last.get("time_s"), "diverged": diverged_at(r)})
+        rows.append(
+            {
+                "model": name,
+                "iterations": last.get("iteration"),
+                "train_error": last.get("train_error"),
+                "test_error": last.get("test_error"),
+                "time_s": last.get("time_s"),
+                "diverged": diverged_at(r),
+            }
+        )
     cfg = next(iter(results.values()))["config"]
-    lines = [f"# Degradation: plain vs residual ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})", "",
-             "| model | iterations | final training error (%) | final test error (%) | wall time (s) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# Degradation: plain vs residual ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})",
+        "",
+        "| model | iterations | final training error (%) | final test error (%) | wall time (s) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         name = r["model"] if r["diverged"] is None else f"{r['model']} (diverged at iteration {r['diverged']})"
         time_s = "—" if r["time_s"] is None else f"{r['time_s']:.0f}"
-        lines.append(f"| {name} | {r['iterations'] or '—'} | {pct(r['train_error'])} | {pct(r['test_error'])} | {time_s} |")
+        lines.append(
+            f"| {name} | {r['iterations'] or '—'} | {pct(r['train_error'])} | {pct(r['test_error'])} | {time_s} |"
+        )
     lines += ["", "![degradation](degradation.png)", "", _verdict(rows, depths)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     log("\n".join(lines))
@@ -51,12 +64,17 @@ def _verdict(rows: list[dict], depths) -> str:
         return "Some runs have no results yet."
     plain = "trains worse than" if err[f"plain{hi}"] > err[f"plain{lo}"] else "does not train worse than"
     res = "no worse than" if err[f"resnet{hi}"] <= err[f"resnet{lo}"] else "worse than"
-    gaps = ", ".join(f"{pct(err[f'plain{d}'] - err[f'resnet{d}'])} points at depth {d}" for d in depths
-                     if err.get(f"plain{d}") is not None and err.get(f"resnet{d}") is not None)
-    return (f"Measured: plain-{hi} {plain} plain-{lo} (final training error {pct(err[f'plain{hi}'])}% vs "
-            f"{pct(err[f'plain{lo}'])}%); resnet-{hi} trains {res} resnet-{lo} "
-            f"({pct(err[f'resnet{hi}'])}% vs {pct(err[f'resnet{lo}'])}%). Plain minus residual training "
-            f"error: {gaps}.")
+    gaps = ", ".join(
+        f"{pct(err[f'plain{d}'] - err[f'resnet{d}'])} points at depth {d}"
+        for d in depths
+        if err.get(f"plain{d}") is not None and err.get(f"resnet{d}") is not None
+    )
+    return (
+        f"Measured: plain-{hi} {plain} plain-{lo} (final training error {pct(err[f'plain{hi}'])}% vs "
+        f"{pct(err[f'plain{lo}'])}%); resnet-{hi} trains {res} resnet-{lo} "
+        f"({pct(err[f'resnet{hi}'])}% vs {pct(err[f'resnet{lo}'])}%). Plain minus residual training "
+        f"error: {gaps}."
+    )
 
 
 def _plot(path: Path, results: dict, depths) -> None:
@@ -71,8 +89,7 @@ def _plot(path: Path, results: dict, depths) -> None:
                 continue
             it = [r["iteration"] for r in records]
             test = [(r["iteration"], 100 * r["test_error"]) for r in records if r["test_error"] is not None]
-            ax.plot(it, [100 * r["train_error"] for r in records], color=f"C{k}", lw=0.8,
-                    label=None if test else label)
+            ax.plot(it, [100 * r["train_error"] for r in records], color=f"C{k}", lw=0.8, label=None if test else label)
             if test:
                 ax.plot(*zip(*test), color=f"C{k}", lw=2.2, marker="o" if len(test) < 3 else None, label=label)
         ax.set_title("plain" if kind == "plain" else "ResNet")
@@ -85,4 +102,3 @@ def _plot(path: Path, results: dict, depths) -> None:
     fig.suptitle("thin: training error, bold: test error (Fig. 6 style)")
     fig.tight_layout()
     save_figure(fig, path)
-

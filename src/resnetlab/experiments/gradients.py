@@ -35,12 +35,21 @@ class GradientSetup:
 
 
 def _measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
-    return [{"layer": g.index, "name": g.name, "grad_norm": g.grad_norm, "input_mean": g.input_mean,
-             "input_var": g.input_var} for g in gradient_flow(model, x, y).layers]
+    return [
+        {
+            "layer": g.index,
+            "name": g.name,
+            "grad_norm": g.grad_norm,
+            "input_mean": g.input_mean,
+            "input_var": g.input_var,
+        }
+        for g in gradient_flow(model, x, y).layers
+    ]
 
 
-def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = GradientSetup(), log=print,
-                  threads: int | None = None) -> list[dict]:
+def run_gradients(
+    data_spec: str, out: str | Path, setup: GradientSetup = GradientSetup(), log=print, threads: int | None = None
+) -> list[dict]:
     """Measure every configuration of ``setup`` on batches of ``data_spec`` (with ``threads`` CPU
     threads, default PyTorch's choice); writes ``gradients.csv``, ``gradients.png`` (at init) and
     ``gradients_after.png`` (after the steps)."""
@@ -59,8 +68,14 @@ def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = Gradie
     rows = []
     for depth, residual, norm, act in itertools.product(setup.depths, (False, True), setup.norms, setup.activations):
         torch.manual_seed(setup.seed)
-        model = cifar_resnet(depth, residual=residual, norm_layer=norm, activation=act,
-                             in_channels=data.image_shape[0], num_classes=data.num_classes)
+        model = cifar_resnet(
+            depth,
+            residual=residual,
+            norm_layer=norm,
+            activation=act,
+            in_channels=data.image_shape[0],
+            num_classes=data.num_classes,
+        )
         opt = torch.optim.SGD(model.parameters(), lr=setup.lr, momentum=0.9)
         config = {"depth": depth, "residual": residual, "norm": norm, "activation": act}
         init = _measure(model, *batch(0))
@@ -72,8 +87,10 @@ def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = Gradie
         after = _measure(model, *batch(0))
         rows += [{**config, "phase": "init", **r} for r in init]
         rows += [{**config, "phase": f"after {setup.steps} steps", **r} for r in after]
-        log(f"{'resnet' if residual else 'plain'}{depth:<4} {norm:<4} {act:<7} first-layer gradient norm: "
-            f"init {init[0]['grad_norm']:.3e}, after {setup.steps} steps {after[0]['grad_norm']:.3e}")
+        log(
+            f"{'resnet' if residual else 'plain'}{depth:<4} {norm:<4} {act:<7} first-layer gradient norm: "
+            f"init {init[0]['grad_norm']:.3e}, after {setup.steps} steps {after[0]['grad_norm']:.3e}"
+        )
     with open(out / "gradients.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
@@ -85,17 +102,27 @@ def run_gradients(data_spec: str, out: str | Path, setup: GradientSetup = Gradie
 
 def plot_gradients(path: Path, rows: list[dict], setup: GradientSetup, phase: str) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(len(setup.norms), len(setup.activations), figsize=(4.2 * len(setup.activations),
-                             3.4 * len(setup.norms)), dpi=110, squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(setup.norms),
+        len(setup.activations),
+        figsize=(4.2 * len(setup.activations), 3.4 * len(setup.norms)),
+        dpi=110,
+        squeeze=False,
+        sharex=True,
+    )
     for (i, norm), (j, act) in itertools.product(enumerate(setup.norms), enumerate(setup.activations)):
         ax = axes[i][j]
         for k, depth in enumerate(setup.depths):
             for residual, style in ((False, "--"), (True, "-")):
-                pts = [(r["layer"], r["grad_norm"]) for r in rows if (r["depth"], r["residual"], r["norm"],
-                                                                      r["activation"]) == (depth, residual, norm, act)]
+                pts = [
+                    (r["layer"], r["grad_norm"])
+                    for r in rows
+                    if (r["depth"], r["residual"], r["norm"], r["activation"]) == (depth, residual, norm, act)
+                ]
                 if pts:
-                    ax.plot(*zip(*pts), ls=style, color=f"C{k}", lw=1.3,
-                            label=f"{'resnet' if residual else 'plain'}{depth}")
+                    ax.plot(
+                        *zip(*pts), ls=style, color=f"C{k}", lw=1.3, label=f"{'resnet' if residual else 'plain'}{depth}"
+                    )
         ax.set_yscale("log")
         ax.set_title(f"{act}, {'BN' if norm == 'bn' else 'no norm'}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
@@ -104,7 +131,9 @@ def plot_gradients(path: Path, rows: list[dict], setup: GradientSetup, phase: st
         if j == 0:
             ax.set_ylabel("‖∂ℓ/∂W‖")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"per-layer gradient norm, {phase} (dashed: plain, solid: residual; "
-                 "exact zeros — float32 underflow — cannot be drawn on a log axis)")
+    fig.suptitle(
+        f"per-layer gradient norm, {phase} (dashed: plain, solid: residual; "
+        "exact zeros — float32 underflow — cannot be drawn on a log axis)"
+    )
     fig.tight_layout()
     save_figure(fig, path)

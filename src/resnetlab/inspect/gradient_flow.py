@@ -4,8 +4,8 @@ through depth (He et al. Sec. 1 and 4.1; Ioffe & Szegedy Sec. 3.3) at a glance."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,15 +34,18 @@ class GradientFlow:
         line, double = "-" * _WIDTH, "=" * _WIDTH
         out = [line, f"{'Layer (type)':>32} {'Grad norm':>16} {'Input mean':>18} {'Input var':>18}", double]
         for g in self.layers:
-            out.append(f"{g.name + ' (' + g.kind + ')':>32} {g.grad_norm:>16.3e} {g.input_mean:>18.3e} {g.input_var:>18.3e}")
+            out.append(
+                f"{g.name + ' (' + g.kind + ')':>32} {g.grad_norm:>16.3e} {g.input_mean:>18.3e} {g.input_var:>18.3e}"
+            )
         first, last = self.layers[0].grad_norm, self.layers[-1].grad_norm
         ratio = f"{first / last:.3e}" if last > 0 else "undefined (last layer's gradient is 0)"
         out += [double, f"Loss: {self.loss:.4f}", f"First / last layer gradient norm: {ratio}", line]
         return "\n".join(out)
 
 
-def gradient_flow(model: nn.Module, x: Tensor, y: Tensor,
-                  loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> GradientFlow:
+def gradient_flow(
+    model: nn.Module, x: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy
+) -> GradientFlow:
     """One forward and backward pass of ``loss_fn(model(x), y)`` in training mode (BN normalizes with
     the batch's statistics, as it does during training). Leaves the model as it was: its train/eval
     mode, BN running statistics and parameters' ``.grad`` are restored afterwards."""
@@ -70,9 +73,16 @@ def gradient_flow(model: nn.Module, x: Tensor, y: Tensor,
             except RuntimeError as e:
                 raise cannot_run(model, f"a batch of shape {tuple(x.shape)}", e) from None
             loss.backward()
-            measured = [LayerGradient(i + 1, name, type(m).__name__,
-                                      m.weight.grad.norm().item() if m.weight.grad is not None else 0.0, *stats[m])
-                        for i, (name, m) in enumerate(layers)]
+            measured = [
+                LayerGradient(
+                    i + 1,
+                    name,
+                    type(m).__name__,
+                    m.weight.grad.norm().item() if m.weight.grad is not None else 0.0,
+                    *stats[m],
+                )
+                for i, (name, m) in enumerate(layers)
+            ]
     finally:
         for h in handles:
             h.remove()

@@ -110,8 +110,9 @@ def summary(model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224), dtype
         rows.append(SummaryRow(layer, names[module], _shape(out), params, _mult_adds(module, out)))
         out_bytes.append(_nbytes(out))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if m is not model and not isinstance(m, _CONTAINERS)]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if m is not model and not isinstance(m, _CONTAINERS)
+    ]
     first = next(model.parameters(), None)
     x = torch.zeros((1, *input_size), dtype=dtype, device=first.device if first is not None else None)
     try:

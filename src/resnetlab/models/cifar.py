@@ -21,8 +21,10 @@ def cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
     """
     name = f"{'resnet' if residual else 'plain'}{depth}"
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"invalid CIFAR depth {depth!r}: the depth must be 6n+2 with n >= 1 "
-                         f"(8, 14, 20, 26, 32, ...; the paper uses {', '.join(map(str, DEPTHS))})")
+        raise ValueError(
+            f"invalid CIFAR depth {depth!r}: the depth must be 6n+2 with n >= 1 "
+            f"(8, 14, 20, 26, 32, ...; the paper uses {', '.join(map(str, DEPTHS))})"
+        )
     check_kwargs(name, kwargs)
     kwargs = {"num_classes": 10, "shortcut": "A", **kwargs}
     n = (depth - 2) // 6
@@ -102,8 +104,10 @@ def _resolve(name: str):
         return None
     depth = int(match.group(2))
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"unknown model {name!r}: ImageNet depths are 18, 34, 50, 101, 152 (plain: 18, 34); "
-                         f"CIFAR depths must be 6n+2 with n >= 1 (8, 14, 20, 26, ...; e.g. resnet20, resnet26)")
+        raise ValueError(
+            f"unknown model {name!r}: ImageNet depths are 18, 34, 50, 101, 152 (plain: 18, 34); "
+            f"CIFAR depths must be 6n+2 with n >= 1 (8, 14, 20, 26, ...; e.g. resnet20, resnet26)"
+        )
     return partial(cifar_resnet, depth, match.group(1) == "resnet")
 
 

@@ -28,9 +28,11 @@ def register_family(resolve: Callable[[str], Callable[..., nn.Module] | None]) -
 
 def list_models() -> list[str]:
     """The registered model names, sorted by family and depth."""
+
     def key(name: str):
         prefix = name.rstrip("0123456789")
-        return prefix, int(name[len(prefix):] or 0)
+        return prefix, int(name[len(prefix) :] or 0)
+
     return sorted(_MODELS, key=key)
 
 
@@ -42,6 +44,8 @@ def create_model(name: str, **kwargs) -> nn.Module:
             break
         builder = resolve(name)
     if builder is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, "
-                         "or resnet<depth>/plain<depth> for any CIFAR depth 6n+2")
+        raise ValueError(
+            f"unknown model {name!r}; choose one of {', '.join(list_models())}, "
+            "or resnet<depth>/plain<depth> for any CIFAR depth 6n+2"
+        )
     return builder(**kwargs)

@@ -9,16 +9,26 @@ from ..nn.blocks import BasicBlock, Bottleneck, conv, make_activation, make_norm
 from ..nn.norm import BATCHNORM_TYPES
 
 # Keyword arguments a user may pass to any builder (torchvision's names first).
-USER_ARGS = ("num_classes", "zero_init_residual", "norm_layer", "in_channels", "shortcut", "residual",
-             "activation", "stride_in_1x1")
+USER_ARGS = (
+    "num_classes",
+    "zero_init_residual",
+    "norm_layer",
+    "in_channels",
+    "shortcut",
+    "residual",
+    "activation",
+    "stride_in_1x1",
+)
 
 
 def check_kwargs(builder: str, kwargs: dict) -> None:
     """Raise ``TypeError`` naming any keyword a builder does not take, at the caller."""
     unknown = sorted(set(kwargs) - set(USER_ARGS))
     if unknown:
-        raise TypeError(f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-                        f"valid: {', '.join(USER_ARGS)}")
+        raise TypeError(
+            f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(USER_ARGS)}"
+        )
 
 
 class ResNet(nn.Module):
@@ -29,10 +39,22 @@ class ResNet(nn.Module):
     resolution with a stride-2 first block.
     """
 
-    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int], widths: list[int], *,
-                 stem: str = "imagenet", num_classes: int = 1000, in_channels: int = 3,
-                 zero_init_residual: bool = False, norm_layer=None, shortcut: str = "B",
-                 residual: bool = True, activation: str = "relu", stride_in_1x1: bool = False):
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: list[int],
+        widths: list[int],
+        *,
+        stem: str = "imagenet",
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        zero_init_residual: bool = False,
+        norm_layer=None,
+        shortcut: str = "B",
+        residual: bool = True,
+        activation: str = "relu",
+        stride_in_1x1: bool = False,
+    ):
         super().__init__()
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")

@@ -1,12 +1,31 @@
 """Layers: batch normalization from its paper and the residual blocks built on it."""
 
 from .blocks import ACTIVATIONS, SHORTCUTS, BasicBlock, Bottleneck, ShortcutA, make_shortcut
-from .norm import (BATCHNORM_TYPES, NORM_LAYERS, BatchNorm1d, BatchNorm2d, BatchNormFunction, get_norm,
-                   set_batchnorm_kernel)
+from .norm import (
+    BATCHNORM_TYPES,
+    NORM_LAYERS,
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNormFunction,
+    get_norm,
+    set_batchnorm_kernel,
+)
 from .norm_inference import fold_batchnorm, recalibrate_batchnorm
 
 __all__ = [
-    "ACTIVATIONS", "BATCHNORM_TYPES", "NORM_LAYERS", "SHORTCUTS", "BasicBlock", "BatchNorm1d", "BatchNorm2d",
-    "BatchNormFunction", "Bottleneck", "ShortcutA", "fold_batchnorm", "get_norm", "make_shortcut",
-    "recalibrate_batchnorm", "set_batchnorm_kernel",
+    "ACTIVATIONS",
+    "BATCHNORM_TYPES",
+    "NORM_LAYERS",
+    "SHORTCUTS",
+    "BasicBlock",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNormFunction",
+    "Bottleneck",
+    "ShortcutA",
+    "fold_batchnorm",
+    "get_norm",
+    "make_shortcut",
+    "recalibrate_batchnorm",
+    "set_batchnorm_kernel",
 ]

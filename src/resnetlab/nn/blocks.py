@@ -27,8 +27,14 @@ def make_norm(norm_layer, channels: int) -> nn.Module:
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, norm_layer=None) -> nn.Conv2d:
     """A 'same'-padded convolution; biased only when no norm layer follows (β replaces the bias)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                     bias=get_norm(norm_layer) is None)
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        bias=get_norm(norm_layer) is None,
+    )
 
 
 class ShortcutA(nn.Module):
@@ -63,8 +69,9 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, n
         return ShortcutA(in_channels, out_channels, stride) if changes else None
     if kind == "B" and not changes:
         return None
-    return nn.Sequential(conv(in_channels, out_channels, 1, stride, norm_layer=norm_layer),
-                         make_norm(norm_layer, out_channels))
+    return nn.Sequential(
+        conv(in_channels, out_channels, 1, stride, norm_layer=norm_layer), make_norm(norm_layer, out_channels)
+    )
 
 
 class _Residual(nn.Module):
@@ -81,8 +88,17 @@ class BasicBlock(_Residual):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, shortcut: str = "B",
-                 residual: bool = True, norm_layer=None, activation: str = "relu"):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        *,
+        shortcut: str = "B",
+        residual: bool = True,
+        norm_layer=None,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.residual = residual
         self.conv1 = conv(in_channels, channels, 3, stride, norm_layer=norm_layer)
@@ -107,8 +123,18 @@ class Bottleneck(_Residual):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, shortcut: str = "B",
-                 residual: bool = True, norm_layer=None, activation: str = "relu", stride_in_1x1: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        *,
+        shortcut: str = "B",
+        residual: bool = True,
+        norm_layer=None,
+        activation: str = "relu",
+        stride_in_1x1: bool = False,
+    ):
         super().__init__()
         out_channels = channels * self.expansion
         self.residual = residual

@@ -133,8 +133,16 @@ class _BatchNorm(nn.Module):
 
     _expected_dims: tuple[int, ...] = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -168,16 +176,22 @@ class _BatchNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def extra_repr(self) -> str:
-        return ("{num_features}, eps={eps}, momentum={momentum}, affine={affine}, "
-                "track_running_stats={track_running_stats}".format(**self.__dict__))
+        return (
+            "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, "
+            "track_running_stats={track_running_stats}".format(**self.__dict__)
+        )
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() not in self._expected_dims:
-            raise ValueError(f"{type(self).__name__} expects a {' or '.join(map(str, self._expected_dims))}D "
-                             f"input (N, C, ...), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__} expects a {' or '.join(map(str, self._expected_dims))}D "
+                f"input (N, C, ...), got shape {tuple(x.shape)}"
+            )
         if x.size(1) != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) got {x.size(1)} channels "
-                             f"in input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}) got {x.size(1)} channels "
+                f"in input of shape {tuple(x.shape)}"
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting() and not torch.jit.is_tracing():
@@ -191,8 +205,10 @@ class _BatchNorm(nn.Module):
         """Algorithm 1 with this batch's statistics, updating the running estimates in training."""
         m = x.numel() // x.size(1)
         if m <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input of shape "
-                             f"{tuple(x.shape)}: use a batch of at least 2 or call model.eval()")
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input of shape "
+                f"{tuple(x.shape)}: use a batch of at least 2 or call model.eval()"
+            )
         weight, bias = self._affine(x)
         y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps)
         if self.training and self.track_running_stats:
@@ -251,8 +267,10 @@ def get_norm(norm) -> type[nn.Module] | None:
         return BatchNorm2d
     if isinstance(norm, str):
         if norm not in NORM_LAYERS:
-            raise ValueError(f"unknown norm_layer {norm!r}; choose one of {sorted(NORM_LAYERS)}, None, "
-                             f"or a callable taking the number of channels")
+            raise ValueError(
+                f"unknown norm_layer {norm!r}; choose one of {sorted(NORM_LAYERS)}, None, "
+                f"or a callable taking the number of channels"
+            )
         return NORM_LAYERS[norm]
     if callable(norm):
         return norm

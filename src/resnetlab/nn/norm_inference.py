@@ -71,8 +71,10 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     try:
         graph = _ConvBNTracer().trace(model)
     except Exception as e:  # the model has data-dependent control flow
-        raise ValueError(f"fold_batchnorm could not trace {type(model).__name__} with torch.fx ({e}); "
-                         "fold modules whose forward has no data-dependent Python control flow") from None
+        raise ValueError(
+            f"fold_batchnorm could not trace {type(model).__name__} with torch.fx ({e}); "
+            "fold modules whose forward has no data-dependent Python control flow"
+        ) from None
     modules = dict(model.named_modules())
     pairs = []
     for node in graph.nodes:
@@ -80,8 +82,12 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if not isinstance(bn, BATCHNORM_TYPES) or not bn.track_running_stats:
             continue  # a BN without population statistics normalizes by the batch even in eval
         src = node.args[0]
-        if (isinstance(src, torch.fx.Node) and src.op == "call_module" and len(src.users) == 1
-                and isinstance(modules[src.target], nn.Conv2d)):
+        if (
+            isinstance(src, torch.fx.Node)
+            and src.op == "call_module"
+            and len(src.users) == 1
+            and isinstance(modules[src.target], nn.Conv2d)
+        ):
             pairs.append((src.target, node.target))
     return pairs
 

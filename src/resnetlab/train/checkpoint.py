@@ -40,8 +40,9 @@ def _point(root: Path, name: str, target: str) -> None:
     os.replace(tmp, root / name)
 
 
-def save_checkpoint(root: Path, iteration: int, model_state: dict, tensors: dict, meta: dict,
-                    best: bool = False, keep: int = 3) -> Path:
+def save_checkpoint(
+    root: Path, iteration: int, model_state: dict, tensors: dict, meta: dict, best: bool = False, keep: int = 3
+) -> Path:
     """Write ``root/<iteration>/`` atomically, point ``last`` (and ``best``) at it, prune old ones."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / str(iteration)
@@ -93,8 +94,10 @@ def resolve(path: str | Path) -> Path:
     for candidate in (latest(path / "checkpoints"), latest(path), path):
         if candidate is not None and ((candidate / META).exists() or (candidate / MODEL).exists()):
             return candidate.resolve()
-    raise ValueError(f"{path}: no checkpoint here (expected a run folder with checkpoints/<iteration>/, or a "
-                     f"folder holding {MODEL}, {STATE} and {META})")
+    raise ValueError(
+        f"{path}: no checkpoint here (expected a run folder with checkpoints/<iteration>/, or a "
+        f"folder holding {MODEL}, {STATE} and {META})"
+    )
 
 
 def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict, dict, dict]:
@@ -105,8 +108,10 @@ def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict, dict,
         model_state = load_file(folder / MODEL)
         other = load_file(folder / STATE) if tensors else {}
     except (OSError, json.JSONDecodeError, SafetensorError) as e:
-        raise ValueError(f"checkpoint {folder} is incomplete or corrupt ({type(e).__name__}: {e}); "
-                         f"use an earlier one from {folder.parent}") from None
+        raise ValueError(
+            f"checkpoint {folder} is incomplete or corrupt ({type(e).__name__}: {e}); "
+            f"use an earlier one from {folder.parent}"
+        ) from None
     return model_state, other, meta
 
 

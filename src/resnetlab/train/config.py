@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
 # (e.g. continue on another machine, with --compile, or in a folder that was moved), at the price of
 # bitwise equality with an uninterrupted run.
@@ -61,7 +60,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        choices = {"norm": ("bn", "torch", "none"), "schedule": ("step", "cosine"), "device": ("auto", "cpu", "cuda"), "precision": ("fp32", "bf16")}
+        choices = {
+            "norm": ("bn", "torch", "none"),
+            "schedule": ("step", "cosine"),
+            "device": ("auto", "cpu", "cuda"),
+            "precision": ("fp32", "bf16"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -78,7 +82,7 @@ class TrainConfig:
         return [k for k, v in mine.items() if saved_value(saved, k) != v and (execution or k not in EXECUTION)]
 
     @classmethod
-    def from_json(cls, d: dict) -> "TrainConfig":
+    def from_json(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -95,18 +99,45 @@ class TrainConfig:
 RECIPES: dict[str, dict] = {
     # He et al. 2015, Sec. 4.2: SGD with momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided
     # by 10 at 32k and 48k iterations, stopping at 64k; 45k/5k train/val split in the paper's tuning.
-    "paper-cifar": dict(iterations=64_000, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
-                        schedule="step", milestones=(0.5, 0.75)),
+    "paper-cifar": dict(
+        iterations=64_000,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="step",
+        milestones=(0.5, 0.75),
+    ),
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
-    "cosine": dict(epochs=30, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                   schedule="cosine", warmup_iterations=200, label_smoothing=0.1),
+    "cosine": dict(
+        epochs=30,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="cosine",
+        warmup_iterations=200,
+        label_smoothing=0.1,
+    ),
     # The fastest route to the paper's ResNet-20 accuracy on a CPU (benchmarks/time_to_accuracy.py):
     # the cosine recipe for a fixed 40 epochs, the model compiled (torch.compile), the test set
     # evaluated once at the end, with horizontal-flip test-time augmentation. fp32: on CPUs without
     # oneDNN bf16 kernels (AVX2 only) bf16 is slower, not faster; pass --precision bf16 where it helps.
-    "fast-cifar": dict(epochs=40, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                       schedule="cosine", warmup_iterations=390, label_smoothing=0.1, compile=True,
-                       eval_every=0, tta_flip=True),
+    "fast-cifar": dict(
+        epochs=40,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="cosine",
+        warmup_iterations=390,
+        label_smoothing=0.1,
+        compile=True,
+        eval_every=0,
+        tta_flip=True,
+    ),
 }
 
 
@@ -161,9 +192,14 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
     out = overrides.pop("out", None)
     if out is not None and Path(out).resolve() != Path(run_dir).resolve():
         raise ValueError(f"--resume {run_dir} continues the run in that folder; drop --out {out}")
-    clash = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in overrides.items()
-             if k not in EXECUTION and json.loads(json.dumps(v)) != saved.get(k)]
+    clash = [
+        f"--{k.replace('_', '-')} {v} (the run has {saved[k]})"
+        for k, v in overrides.items()
+        if k not in EXECUTION and json.loads(json.dumps(v)) != saved.get(k)
+    ]
     if clash:
-        raise ValueError(f"--resume continues the run with its saved config; refusing {', '.join(clash)} "
-                         f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION if k != 'out')} may change)")
+        raise ValueError(
+            f"--resume continues the run with its saved config; refusing {', '.join(clash)} "
+            f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION if k != 'out')} may change)"
+        )
     return dataclasses.replace(config, out=str(run_dir), **{k: v for k, v in overrides.items() if k in EXECUTION})

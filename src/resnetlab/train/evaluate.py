@@ -15,8 +15,15 @@ def autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Tensor, normalize, device: torch.device, precision: str = "fp32",
-            batch_size: int = 500, flip: bool = False) -> Tensor:
+def predict(
+    model: nn.Module,
+    x: Tensor,
+    normalize,
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 500,
+    flip: bool = False,
+) -> Tensor:
     """Logits (float32, on the CPU) for uint8 images ``x``, in eval mode; the mode is restored.
     ``flip``: test-time augmentation, the mean of the logits of each image and its mirror image."""
     was_training = model.training
@@ -25,7 +32,7 @@ def predict(model: nn.Module, x: Tensor, normalize, device: torch.device, precis
         outs = []
         for i in range(0, len(x), batch_size):
             with autocast(device, precision):
-                batch = normalize(x[i:i + batch_size])
+                batch = normalize(x[i : i + batch_size])
                 logits = model(batch).float()
                 if flip:
                     logits = (logits + model(batch.flip(3)).float()) / 2

@@ -19,8 +19,20 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, saved_value
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
-from .setup import (Log, Prepared, build_model, compile_errors, graceful_interrupt, model_input_size, normalizer,
-                    prepare_data, provenance, resolve_device, training_forward, write_json)
+from .setup import (
+    Log,
+    Prepared,
+    build_model,
+    compile_errors,
+    graceful_interrupt,
+    model_input_size,
+    normalizer,
+    prepare_data,
+    provenance,
+    resolve_device,
+    training_forward,
+    write_json,
+)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -67,11 +79,18 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     prep = prepare_data(config, image_size)
     data = prep.data
     if config.tta_flip and not data.flip:
-        raise ValueError(f"--tta-flip: {data.name} is not flip-safe (a mirrored image is another class, e.g. "
-                         f"a digit); run without --tta-flip")
+        raise ValueError(
+            f"--tta-flip: {data.name} is not flip-safe (a mirrored image is another class, e.g. "
+            f"a digit); run without --tta-flip"
+        )
     model = build_model(config, data, log).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # augmentation runs on the device
     n_train = len(y_train)
     batch_size = min(config.batch_size, n_train)
@@ -81,15 +100,28 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         log(f"resumed {out} at iteration {state['iteration']}")
     else:
         state = _new_state(config)
-        write_json(out / "config.json", {"config": config.to_json(), "command": sys.argv,
-                                         "provenance": provenance(device)})
-    run = _Run(config, out, log, device, prep, model, optimizer, state,
-               total=config.iterations or config.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
-               saved_at=state["iteration"] if resume else -1)
-    log(f"resnetlab {config.model} on {data.name}: {n_train} training images, "
+        write_json(
+            out / "config.json", {"config": config.to_json(), "command": sys.argv, "provenance": provenance(device)}
+        )
+    run = _Run(
+        config,
+        out,
+        log,
+        device,
+        prep,
+        model,
+        optimizer,
+        state,
+        total=config.iterations or config.epochs * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        saved_at=state["iteration"] if resume else -1,
+    )
+    log(
+        f"resnetlab {config.model} on {data.name}: {n_train} training images, "
         f"{0 if data.y_val is None else len(data.y_val)} validation, "
         f"{0 if data.y_test is None else len(data.y_test)} test; {run.total} iterations "
-        f"({run.n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads")
+        f"({run.n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads"
+    )
     log(f"config:\n{config}")
 
     # Epochs of SGD steps; Ctrl-C stops between two steps, and every way out but divergence saves.
@@ -101,19 +133,29 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                 epoch = state["epoch"]
                 perm = torch.randperm(n_train, generator=generator(config.seed, 0, epoch)).to(device)
                 steps = min(steps_per_epoch, state["step"] + run.total - state["iteration"])
-                bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{run.n_epochs}", leave=False,
-                           disable=not sys.stdout.isatty(), dynamic_ncols=True)
+                bar = tqdm(
+                    total=steps,
+                    initial=state["step"],
+                    desc=f"epoch {epoch + 1}/{run.n_epochs}",
+                    leave=False,
+                    disable=not sys.stdout.isatty(),
+                    dynamic_ncols=True,
+                )
                 tick, seen_at_tick = time.perf_counter(), state["seen"]
                 for step in range(state["step"], steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
-                    idx = perm[step * batch_size:(step + 1) * batch_size]
+                    idx = perm[step * batch_size : (step + 1) * batch_size]
                     x = pad_crop_flip(x_train[idx], 4, data.flip, generator(config.seed, 1, epoch, step))
                     lr = run.learning_rate()
                     run.sgd_step(step, run.normalize(x), y_train[idx], lr)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
-                                    acc=f"{100 - 100 * state['errors'] / state['seen']:.1f}%", lr=f"{lr:.3g}",
-                                    img_s=f"{(state['seen'] - seen_at_tick) / (time.perf_counter() - tick):.0f}", refresh=False)
+                    bar.set_postfix(
+                        loss=f"{state['loss_sum'] / state['seen']:.3f}",
+                        acc=f"{100 - 100 * state['errors'] / state['seen']:.1f}%",
+                        lr=f"{lr:.3g}",
+                        img_s=f"{(state['seen'] - seen_at_tick) / (time.perf_counter() - tick):.0f}",
+                        refresh=False,
+                    )
                     if config.save_every and state["iteration"] % config.save_every == 0:
                         run.save()
                     if interrupt["requested"]:
@@ -122,8 +164,11 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                 if state["step"] == steps_per_epoch or state["iteration"] == run.total:
                     run.end_epoch(lr)
             if interrupt["requested"]:
-                raise TrainingInterrupted(f"interrupted at iteration {state['iteration']}; "
-                                          f"continue with: resnetlab train --resume {out}", state["iteration"], out)
+                raise TrainingInterrupted(
+                    f"interrupted at iteration {state['iteration']}; continue with: resnetlab train --resume {out}",
+                    state["iteration"],
+                    out,
+                )
     except NonFiniteLoss:
         diverged = True
         raise
@@ -136,8 +181,19 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
 
 def _new_state(config: TrainConfig) -> dict:
     """Where a run stands before its first step. Every checkpoint holds all of it."""
-    return dict(iteration=0, epoch=0, step=0, loss_sum=0.0, errors=0, seen=0, elapsed_s=0.0, best_val_error=None,
-                warmup_done=config.warmup_lr is None, error_ema=1.0, metrics=[])
+    return dict(
+        iteration=0,
+        epoch=0,
+        step=0,
+        loss_sum=0.0,
+        errors=0,
+        seen=0,
+        elapsed_s=0.0,
+        best_val_error=None,
+        warmup_done=config.warmup_lr is None,
+        error_ema=1.0,
+        metrics=[],
+    )
 
 
 @dataclass(eq=False)
@@ -182,8 +238,11 @@ class _Run:
                 logits = self.forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
-                                    f"training diverged (try a lower --lr); {self._kept()}", state["iteration"] + 1)
+                raise NonFiniteLoss(
+                    f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
+                    f"training diverged (try a lower --lr); {self._kept()}",
+                    state["iteration"] + 1,
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         self.optimizer.step()
@@ -197,15 +256,24 @@ class _Run:
         state["error_ema"] = 0.9 * state["error_ema"] + 0.1 * errors / len(y)
         if not state["warmup_done"] and state["error_ema"] < config.warmup_error:
             state["warmup_done"] = True
-            self.log(f"warm-up done at iteration {state['iteration']} (training error < "
-                     f"{100 * config.warmup_error:.0f}%): lr {config.lr}")
+            self.log(
+                f"warm-up done at iteration {state['iteration']} (training error < "
+                f"{100 * config.warmup_error:.0f}%): lr {config.lr}"
+            )
 
     def end_epoch(self, lr: float) -> None:
         """Record the epoch (evaluating every ``eval_every`` epochs and at the end), log it, save."""
         config, state, data = self.config, self.state, self.data
         seen = max(1, state["seen"])
-        record = {"epoch": state["epoch"] + 1, "iteration": state["iteration"], "train_loss": state["loss_sum"] / seen,
-                  "train_error": state["errors"] / seen, "val_error": None, "test_error": None, "lr": lr}
+        record = {
+            "epoch": state["epoch"] + 1,
+            "iteration": state["iteration"],
+            "train_loss": state["loss_sum"] / seen,
+            "train_error": state["errors"] / seen,
+            "val_error": None,
+            "test_error": None,
+            "lr": lr,
+        }
         last = state["iteration"] == self.total
         evaluate = last or (config.eval_every > 0 and (state["epoch"] + 1) % config.eval_every == 0)
         for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
@@ -216,14 +284,26 @@ class _Run:
         state["metrics"].append(record)
         write_metrics(self.out, state["metrics"])
         plot_curves(self.out / "curves.png", {config.model: state["metrics"]}, title=f"{config.model} on {data.name}")
-        self.log(" ".join([f"epoch {record['epoch']}/{self.n_epochs}", f"iter {record['iteration']}",
-                           f"loss {record['train_loss']:.4f}", f"train {100 * record['train_error']:.2f}%"]
-                          + [f"{s} {100 * record[f'{s}_error']:.2f}%" for s in ("val", "test")
-                             if record[f"{s}_error"] is not None]
-                          + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
-                          + ([] if last else [f"eta {_duration(self._remaining_s())}"])))
-        improved = record["val_error"] is not None and (state["best_val_error"] is None
-                                                        or record["val_error"] < state["best_val_error"])
+        self.log(
+            " ".join(
+                [
+                    f"epoch {record['epoch']}/{self.n_epochs}",
+                    f"iter {record['iteration']}",
+                    f"loss {record['train_loss']:.4f}",
+                    f"train {100 * record['train_error']:.2f}%",
+                ]
+                + [
+                    f"{s} {100 * record[f'{s}_error']:.2f}%"
+                    for s in ("val", "test")
+                    if record[f"{s}_error"] is not None
+                ]
+                + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
+                + ([] if last else [f"eta {_duration(self._remaining_s())}"])
+            )
+        )
+        improved = record["val_error"] is not None and (
+            state["best_val_error"] is None or record["val_error"] < state["best_val_error"]
+        )
         if improved:
             state["best_val_error"] = record["val_error"]
         state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, errors=0, seen=0)
@@ -234,16 +314,34 @@ class _Run:
         """A checkpoint of the model, the optimizer, the RNG and all of ``state``: what ``restore`` reads."""
         state, data = self.state, self.data
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never save a diverged model
-            raise NonFiniteLoss(f"the weights are not finite at iteration {state['iteration']}: training "
-                                f"diverged (try a lower --lr); {self._kept()}", state["iteration"])
-        meta = {**state, "elapsed_s": self.elapsed_s(), "config": self.config.to_json(), "model": self.config.model,
-                "num_classes": data.num_classes, "in_channels": data.image_shape[0], "image_size": data.image_shape[-1],
-                "class_names": list(data.class_names), "normalization": {"mean": self.prep.mean, "std": self.prep.std}}
+            raise NonFiniteLoss(
+                f"the weights are not finite at iteration {state['iteration']}: training "
+                f"diverged (try a lower --lr); {self._kept()}",
+                state["iteration"],
+            )
+        meta = {
+            **state,
+            "elapsed_s": self.elapsed_s(),
+            "config": self.config.to_json(),
+            "model": self.config.model,
+            "num_classes": data.num_classes,
+            "in_channels": data.image_shape[0],
+            "image_size": data.image_shape[-1],
+            "class_names": list(data.class_names),
+            "normalization": {"mean": self.prep.mean, "std": self.prep.std},
+        }
         tensors = {"rng.torch": torch.get_rng_state()}
         for i, s in self.optimizer.state_dict()["state"].items():
             tensors.update({f"optimizer.{i}.{k}": v for k, v in s.items() if isinstance(v, torch.Tensor)})
-        ckpt.save_checkpoint(self.out / "checkpoints", state["iteration"], self.model.state_dict(), tensors, meta,
-                             best=best, keep=self.config.keep_checkpoints)
+        ckpt.save_checkpoint(
+            self.out / "checkpoints",
+            state["iteration"],
+            self.model.state_dict(),
+            tensors,
+            meta,
+            best=best,
+            keep=self.config.keep_checkpoints,
+        )
         self.saved_at = state["iteration"]
 
     def _kept(self) -> str:
@@ -257,7 +355,9 @@ class _Run:
 
 def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
-    return f"{seconds:.0f}s" if seconds < 60 else f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    return (
+        f"{seconds:.0f}s" if seconds < 60 else f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    )
 
 
 def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict:
@@ -267,13 +367,17 @@ def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict
     model_state, tensors, meta = ckpt.read_checkpoint(out)
     changed = config.differences(meta["config"], execution=False)
     if changed:
-        made = ", ".join(f"{k} {json.dumps(saved_value(meta['config'], k))} (not {json.dumps(getattr(config, k))})"
-                         for k in changed)
-        raise ValueError(f"{out} holds a run made with {made}: continue it with the same settings, "
-                         f"or choose another --out")
+        made = ", ".join(
+            f"{k} {json.dumps(saved_value(meta['config'], k))} (not {json.dumps(getattr(config, k))})" for k in changed
+        )
+        raise ValueError(
+            f"{out} holds a run made with {made}: continue it with the same settings, or choose another --out"
+        )
     for k in config.differences(meta["config"]):  # execution fields only, e.g. --compile on a resume
-        log(f"resuming with {k} {json.dumps(getattr(config, k))} "
-            f"(the run so far: {json.dumps(saved_value(meta['config'], k))})")
+        log(
+            f"resuming with {k} {json.dumps(getattr(config, k))} "
+            f"(the run so far: {json.dumps(saved_value(meta['config'], k))})"
+        )
     model.load_state_dict(model_state, strict=True)
     opt_state = {}
     for key, value in tensors.items():

@@ -19,8 +19,10 @@ def write_metrics(out: Path, records: list[dict]) -> None:
     """``metrics.csv`` and ``metrics.json``: errors as fractions, empty/null where a split is absent."""
     rows = [{c: r.get(c) for c in COLUMNS} for r in records]
     _atomic_write(out / "metrics.json", json.dumps(rows, indent=1))
-    lines = [",".join(COLUMNS)] + [",".join("" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float)
-                                            else str(r[c]) for c in COLUMNS) for r in rows]
+    lines = [",".join(COLUMNS)] + [
+        ",".join("" if r[c] is None else f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS)
+        for r in rows
+    ]
     _atomic_write(out / "metrics.csv", "\n".join(lines) + "\n")
 
 
@@ -53,8 +55,14 @@ def plot_curves(path: Path, runs: dict[str, list[dict]], title: str = "") -> Non
         for split, style in (("test_error", "-"), ("val_error", "--")):
             points = [(r["iteration"], 100 * r[split]) for r in records if r.get(split) is not None]
             if points:
-                ax.plot(*zip(*points), color=color, lw=2.2, ls=style, marker="o" if len(points) < 3 else None,
-                        label=f"{label} {split.split('_')[0]}")  # a marker: one evaluation is still seen
+                ax.plot(
+                    *zip(*points),
+                    color=color,
+                    lw=2.2,
+                    ls=style,
+                    marker="o" if len(points) < 3 else None,
+                    label=f"{label} {split.split('_')[0]}",
+                )  # a marker: one evaluation is still seen
     ax.set_xlabel("iterations")
     ax.set_ylabel("error (%)")
     ax.set_ylim(bottom=0)

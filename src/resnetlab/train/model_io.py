@@ -16,10 +16,15 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     model_state, _, meta = read_checkpoint(path, tensors=False)
     try:
         norm = meta["config"].get("norm", "bn")
-        model = create_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"],
-                             norm_layer=None if norm == "bn" else norm)
+        model = create_model(
+            meta["model"],
+            num_classes=meta["num_classes"],
+            in_channels=meta["in_channels"],
+            norm_layer=None if norm == "bn" else norm,
+        )
         model.load_state_dict(model_state, strict=True)
     except (KeyError, RuntimeError) as e:
-        raise ValueError(f"checkpoint {path} does not match its own description ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0]})") from None
+        raise ValueError(
+            f"checkpoint {path} does not match its own description ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from None
     return model.eval(), meta

@@ -12,9 +12,9 @@ from ..data import load_data
 from ..data.folder import load_image
 from .checkpoint import resolve
 from .evaluate import confusion_matrix, predict
+from .metrics import pyplot, save_figure
 from .model_io import load_checkpoint
 from .setup import normalizer, resolve_device
-from .metrics import pyplot, save_figure
 
 
 def _load(path: str, device_name: str):
@@ -32,9 +32,14 @@ def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "au
     data = load_data(spec, meta["image_size"])
     if data.y_test is None:
         raise ValueError(f"--data {spec}: has no test split to evaluate on")
-    if data.image_shape != (meta["in_channels"], meta["image_size"], meta["image_size"]) or data.num_classes != meta["num_classes"]:
-        raise ValueError(f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model "
-                         f"was trained on {meta['num_classes']} classes of {meta['in_channels']}x{meta['image_size']}²")
+    if (
+        data.image_shape != (meta["in_channels"], meta["image_size"], meta["image_size"])
+        or data.num_classes != meta["num_classes"]
+    ):
+        raise ValueError(
+            f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model "
+            f"was trained on {meta['num_classes']} classes of {meta['in_channels']}x{meta['image_size']}²"
+        )
     precision = meta["config"].get("precision", "fp32")
     flip = bool(meta["config"].get("tta_flip")) and data.flip  # evaluated as the run evaluated itself
     pred = predict(model, data.x_test, normalize, device, precision, flip=flip).argmax(1)
@@ -42,15 +47,17 @@ def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "au
     names = meta["class_names"]
     error = 1 - cm.diag().sum().item() / cm.sum().item()
     per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float()).tolist()
-    print(f"{resolve(path)} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images"
-          + (", flip test-time augmentation" if flip else ""))
+    print(
+        f"{resolve(path)} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images"
+        + (", flip test-time augmentation" if flip else "")
+    )
     print(f"test error: {100 * error:.2f}%")
     print("per-class accuracy:")
     for name, acc in zip(names, per_class):
         print(f"  {name:>12} {100 * acc:6.2f}%")
     width = max(5, max(len(str(v)) for v in cm.flatten().tolist()) + 1)
     print("confusion matrix (rows: true, columns: predicted):")
-    print(" " * 13 + "".join(f"{n[:width - 1]:>{width}}" for n in names))
+    print(" " * 13 + "".join(f"{n[: width - 1]:>{width}}" for n in names))
     for name, row in zip(names, cm.tolist()):
         print(f"  {name:>10} " + "".join(f"{v:>{width}}" for v in row))
     out = _run_folder(path) / "confusion.png"
@@ -74,8 +81,15 @@ def _plot_confusion(path: Path, cm: np.ndarray, names: list[str], error: float) 
     ax.set_yticks(range(n), names, fontsize=8)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"test error {100 * error:.2f}%")
@@ -83,7 +97,9 @@ def _plot_confusion(path: Path, cm: np.ndarray, names: list[str], error: float) 
     save_figure(fig, path)
 
 
-def predict_images(path: str, images: list[str], top: int = 5, device_name: str = "auto") -> list[list[tuple[str, float]]]:
+def predict_images(
+    path: str, images: list[str], top: int = 5, device_name: str = "auto"
+) -> list[list[tuple[str, float]]]:
     """The ``top`` classes and probabilities for each image file."""
     model, meta, device, normalize = _load(path, device_name)
     size, channels, names = meta["image_size"], meta["in_channels"], meta["class_names"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..version import __version__
 from ..data import ImageData, channel_stats, load_data
 from ..models import create_model
+from ..version import __version__
 from .checkpoint import load_state_dict_file
 from .config import TrainConfig
 
@@ -42,13 +42,24 @@ def cpu_name() -> str:
 def provenance(device: torch.device) -> dict:
     """Where a result came from: versions, git commit, hardware, threads."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"resnetlab": __version__, "git_commit": commit, "torch": torch.__version__, "python": platform.python_version(),
-            "cpu": cpu_name(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "threads": torch.get_num_threads(), "device": str(device)}
+    return {
+        "resnetlab": __version__,
+        "git_commit": commit,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu_name(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    }
 
 
 class Log:
@@ -84,8 +95,12 @@ def model_input_size(name: str) -> int:
 
 def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=data.num_classes, in_channels=data.image_shape[0],
-                         norm_layer=None if config.norm == "bn" else config.norm)
+    model = create_model(
+        config.model,
+        num_classes=data.num_classes,
+        in_channels=data.image_shape[0],
+        norm_layer=None if config.norm == "bn" else config.norm,
+    )
     if config.weights:
         load_pretrained(model, config.weights, log)
     if config.channels_last:
@@ -99,7 +114,9 @@ def training_forward(model: nn.Module, config: TrainConfig):
     if not config.compile:
         return model
     if not hasattr(torch, "compile"):
-        raise ValueError(f"--compile needs torch.compile (PyTorch >= 2.0; this is {torch.__version__}); run without --compile")
+        raise ValueError(
+            f"--compile needs torch.compile (PyTorch >= 2.0; this is {torch.__version__}); run without --compile"
+        )
     return torch.compile(model)
 
 
@@ -111,8 +128,9 @@ def compile_errors(enabled: bool):
     except Exception as e:
         if enabled and type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise ValueError(f"--compile: torch.compile failed ({type(e).__name__}: {first}); "
-                             f"run without --compile") from None
+            raise ValueError(
+                f"--compile: torch.compile failed ({type(e).__name__}: {first}); run without --compile"
+            ) from None
         raise
 
 
@@ -123,13 +141,19 @@ def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
     if "fc.weight" in state and state["fc.weight"].shape != own["fc.weight"].shape:
         log(f"weights: replacing the classifier ({state['fc.weight'].shape[0]} -> {own['fc.weight'].shape[0]} classes)")
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+    wrong = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
     missing = [k for k in own if k not in state and not k.startswith("fc.")]
     unexpected = [k for k in state if k not in own]
     if wrong or missing or unexpected:
         detail = (wrong or [f"missing {k}" for k in missing] or [f"unexpected {k}" for k in unexpected])[:3]
-        raise ValueError(f"--weights {path} does not fit {type(model).__name__} {getattr(model, 'name', '')}: "
-                         f"{'; '.join(detail)} (is it the same architecture and input channels?)")
+        raise ValueError(
+            f"--weights {path} does not fit {type(model).__name__} {getattr(model, 'name', '')}: "
+            f"{'; '.join(detail)} (is it the same architecture and input channels?)"
+        )
     model.load_state_dict(state, strict=False)
     log(f"weights: loaded {len(state)} tensors from {path}")
 
