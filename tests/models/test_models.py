@@ -90,5 +90,33 @@ def test_unknown_keyword_is_named():
         resnetlab.resnet18(depth=3)
     with pytest.raises(ValueError, match="num_classes"):
         create_model("resnet20", num_classes=0)
-    with pytest.raises(ValueError, match="bottleneck"):
+    with pytest.raises(TypeError, match="bottleneck"):
         resnetlab.resnet18(stride_in_1x1=True)
+
+
+@pytest.mark.parametrize(
+    ("build", "kwargs", "names"),
+    [
+        (resnetlab.plain18, {"residual": True}, ["'residual'", "resnet18", "valid: num_classes"]),
+        (resnetlab.resnet20, {"residual": False}, ["'residual'", "plain20", "valid: num_classes"]),
+        (resnetlab.plain56, {"residual": True}, ["resnet56"]),
+        (lambda **k: create_model("resnet26", **k), {"residual": False}, ["plain26"]),
+        (resnetlab.resnet50, {"residual": False}, ["no plain twin"]),
+        (resnetlab.resnet20, {"stem": "imagenet"}, ["'stem'", "valid:"]),
+    ],
+)
+def test_builder_refuses_what_it_fixes(build, kwargs, names):
+    """Each builder takes only its own arguments: the plain twin cannot be switched to residual by a
+    keyword (it used to build a ResNet silently), and resnet20(residual=False) names plain20."""
+    with pytest.raises(TypeError) as info:
+        build(**kwargs)
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_builder_takes_the_papers_arguments():
+    model = resnetlab.resnet50(stride_in_1x1=True, shortcut="C", zero_init_residual=True, activation="sigmoid")
+    assert model.layer2[0].conv1.stride == (2, 2) and model.layer2[0].conv2.stride == (1, 1)
+    assert model.layer1[1].downsample is not None  # option C: a projection on every block
+    assert float(model.layer1[0].bn3.weight.abs().sum()) == 0
+    assert isinstance(model.act, torch.nn.Sigmoid)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _FAMILIES: list[Callable[[str], Callable[..., nn.Module] | None]] = []
+_FORMS: list[str] = []  # what each family's names look like, e.g. "resnet<6n+2>"
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -18,12 +21,46 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def register_family(resolve: Callable[[str], Callable[..., nn.Module] | None]) -> None:
-    """Register a resolver for names outside the list (e.g. any CIFAR depth 6n+2, ``resnet26``).
+def keyword_args(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword-only parameters of ``fn``: what a builder that wraps it may pass through."""
+    params = inspect.signature(fn).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_kwargs(builder: str, kwargs: Mapping[str, Any], valid: Iterable[str], fixed: Mapping[str, str] = {}) -> None:
+    """Raise ``TypeError`` at the call site for any keyword ``builder`` does not take, naming the valid
+    ones; ``fixed`` maps an argument the builder sets itself to a hint (e.g. which builder takes it)."""
+    valid = tuple(valid)
+    unknown = [k for k in kwargs if k not in valid]
+    if unknown:
+        hints = "".join(f" ({fixed[k]})" for k in unknown if k in fixed)
+        raise TypeError(
+            f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}{hints}; "
+            f"valid: {', '.join(valid)}"
+        )
+
+
+def twin_hint(name: str, twin: str | None) -> str:
+    """Why ``residual`` is not an argument of ``name``, and which builder has the other setting."""
+    kind, other = ("residual", "plain") if name.startswith("resnet") else ("plain", "residual")
+    if twin is None:
+        return f"{name} is {kind}; it has no {other} twin (build ResNet(..., residual=...) directly)"
+    return f"{name} is {kind}; its {other} twin is {twin}()"
+
+
+def register_family(resolve: Callable[[str], Callable[..., nn.Module] | None], form: str) -> None:
+    """Register a resolver for names outside the list (e.g. any CIFAR depth 6n+2, ``resnet26``) and the
+    ``form`` of its names for help and errors (``"resnet<6n+2>/plain<6n+2> (any CIFAR depth)"``).
 
     It returns a builder, ``None`` when the name is not its own, or raises ``ValueError``
     explaining why a name of its form is invalid."""
     _FAMILIES.append(resolve)
+    _FORMS.append(form)
+
+
+def model_forms() -> list[str]:
+    """The name forms of the registered families, for help texts and errors."""
+    return list(_FORMS)
 
 
 def list_models() -> list[str]:
@@ -42,10 +79,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     for resolve in _FAMILIES:
         if builder is not None:
             break
-        builder = resolve(name)
+        builder = resolve(name)  # raises ValueError for a name of its form that is invalid
     if builder is None:
-        raise ValueError(
-            f"unknown model {name!r}; choose one of {', '.join(list_models())}, "
-            "or resnet<depth>/plain<depth> for any CIFAR depth 6n+2"
-        )
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, or {'; '.join(_FORMS)}")
     return builder(**kwargs)

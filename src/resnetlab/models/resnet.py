@@ -6,29 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.blocks import BasicBlock, Bottleneck, conv, make_activation, make_norm
-from ..nn.norm import BATCHNORM_TYPES
-
-# Keyword arguments a user may pass to any builder (torchvision's names first).
-USER_ARGS = (
-    "num_classes",
-    "zero_init_residual",
-    "norm_layer",
-    "in_channels",
-    "shortcut",
-    "residual",
-    "activation",
-    "stride_in_1x1",
-)
-
-
-def check_kwargs(builder: str, kwargs: dict) -> None:
-    """Raise ``TypeError`` naming any keyword a builder does not take, at the caller."""
-    unknown = sorted(set(kwargs) - set(USER_ARGS))
-    if unknown:
-        raise TypeError(
-            f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(USER_ARGS)}"
-        )
+from ..nn.norm import BATCHNORM_TYPES, NormLayer
 
 
 class ResNet(nn.Module):
@@ -49,7 +27,7 @@ class ResNet(nn.Module):
         num_classes: int = 1000,
         in_channels: int = 3,
         zero_init_residual: bool = False,
-        norm_layer=None,
+        norm_layer: NormLayer = None,
         shortcut: str = "B",
         residual: bool = True,
         activation: str = "relu",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .norm import get_norm
+from .norm import NormLayer, get_norm
 
 SHORTCUTS = ("A", "B", "C")
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
@@ -19,13 +19,15 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def make_norm(norm_layer, channels: int) -> nn.Module:
+def make_norm(norm_layer: NormLayer, channels: int) -> nn.Module:
     """``norm_layer`` resolved through the one norm seam; ``nn.Identity`` when normalization is off."""
     norm = get_norm(norm_layer)
     return norm(channels) if norm is not None else nn.Identity()
 
 
-def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, norm_layer=None) -> nn.Conv2d:
+def conv(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *, norm_layer: NormLayer = None
+) -> nn.Conv2d:
     """A 'same'-padded convolution; biased only when no norm layer follows (β replaces the bias)."""
     return nn.Conv2d(
         in_channels,
@@ -56,7 +58,9 @@ class ShortcutA(nn.Module):
         return f"stride={self.stride}, pad_channels={self.pad}"
 
 
-def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, norm_layer=None) -> nn.Module | None:
+def make_shortcut(
+    kind: str, in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer = None
+) -> nn.Module | None:
     """The paper's shortcut options (Sec. 3.3, Table 3); ``None`` means the identity.
 
     A: identity, zero-padded where the shape changes. B: 1×1 projection (conv + norm) only where
@@ -96,7 +100,7 @@ class BasicBlock(_Residual):
         *,
         shortcut: str = "B",
         residual: bool = True,
-        norm_layer=None,
+        norm_layer: NormLayer = None,
         activation: str = "relu",
     ):
         super().__init__()
@@ -131,7 +135,7 @@ class Bottleneck(_Residual):
         *,
         shortcut: str = "B",
         residual: bool = True,
-        norm_layer=None,
+        norm_layer: NormLayer = None,
         activation: str = "relu",
         stride_in_1x1: bool = False,
     ):

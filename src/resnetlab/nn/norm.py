@@ -8,6 +8,8 @@ written with plain tensor ops so eval-mode models trace, script and export to ON
 Constructor, buffers and state_dict match ``torch.nn.BatchNorm1d/2d`` so weights interchange.
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
@@ -256,10 +258,13 @@ class BatchNorm2d(_BatchNorm):
 BATCHNORM_TYPES = (_BatchNorm, nn.modules.batchnorm._BatchNorm)
 """Both this project's and PyTorch's batch norm; used by recalibration, folding and summaries."""
 
-NORM_LAYERS = {"bn": BatchNorm2d, "torch": nn.BatchNorm2d, "none": None}
+NormLayer = str | Callable[[int], nn.Module] | None
+"""What every ``norm_layer`` argument takes: a name from ``NORM_LAYERS``, ``None`` or a callable."""
+
+NORM_LAYERS: dict[str, Callable[[int], nn.Module] | None] = {"bn": BatchNorm2d, "torch": nn.BatchNorm2d, "none": None}
 
 
-def get_norm(norm) -> type[nn.Module] | None:
+def get_norm(norm: NormLayer) -> Callable[[int], nn.Module] | None:
     """The one seam for normalization: a name from ``NORM_LAYERS``, ``None`` (this project's BN,
     as ``None`` means BatchNorm2d in torchvision) or a callable ``norm(num_channels) -> Module``.
     Returns ``None`` when normalization is off."""
