@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from resnetlab.checkpoints import latest
 from resnetlab.train import fit, make_config
-from resnetlab.train.checkpoint import latest
 from resnetlab.train.setup import cpu_name
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"

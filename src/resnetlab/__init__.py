@@ -1,5 +1,15 @@
-"""resnetlab: residual networks and batch normalization, built from their papers."""
+"""resnetlab: residual networks and batch normalization, built from their papers.
 
+``import resnetlab`` loads the models, layers, inspection and checkpoint loading only; the training
+names (``fit``, ``TrainConfig``, ``make_config``) load on first use, so inference never imports the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .checkpoints import load_checkpoint
 from .inspect import summary
 from .models import (
     ResNet,
@@ -27,8 +37,22 @@ from .models import (
     resnet1202,
 )
 from .nn import BatchNorm1d, BatchNorm2d, fold_batchnorm, recalibrate_batchnorm
-from .train import TrainConfig, fit, load_checkpoint, make_config
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .train import TrainConfig, fit, make_config
+
+_LAZY = {"TrainConfig": "train", "fit": "train", "make_config": "train"}
+
+
+def __getattr__(name: str) -> Any:
+    """Training names, imported when first used (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'resnetlab' has no attribute {name!r}")
+
 
 __all__ = [
     "__version__",

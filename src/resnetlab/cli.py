@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import textwrap
+import typing
 
+from .data.sources import SPECS
+from .models import model_forms
+from .train.config import TrainConfig
 from .version import __version__
 
 
@@ -25,6 +31,8 @@ def cmd_models(args) -> int:
 
     for name in list_models():
         print(name)
+    for form in model_forms():
+        print(f"and {form}")
     return 0
 
 
@@ -32,7 +40,7 @@ def cmd_summary(args) -> int:
     import torch
 
     from .inspect import gradient_flow, summary
-    from .models import create_model
+    from .models import create_model, default_input_size
 
     if args.gradient_flow != 0 and args.gradient_flow < 2:
         raise ValueError(
@@ -41,13 +49,16 @@ def cmd_summary(args) -> int:
         )
     if args.gradient_flow:
         torch.manual_seed(0)  # the same initial weights on every call
-    model = create_model(args.model, **({"num_classes": args.num_classes} if args.num_classes else {}))
-    input_size = tuple(args.input_size) if args.input_size else model.default_input_size
+    kwargs = {**(args.model_args or {}), **({"num_classes": args.num_classes} if args.num_classes else {})}
+    model = create_model(args.model, **kwargs)
+    input_size = tuple(args.input_size) if args.input_size else default_input_size(model)
     print(summary(model, input_size))
     if args.gradient_flow:
         g = torch.Generator().manual_seed(0)  # the network at initialization, on noise with random labels
         x = torch.randn((args.gradient_flow, *input_size), generator=g)
-        y = torch.randint(0, model.fc.out_features, (args.gradient_flow,), generator=g)
+        fc = model.get_submodule("fc")
+        assert isinstance(fc, torch.nn.Linear)
+        y = torch.randint(0, fc.out_features, (args.gradient_flow,), generator=g)
         print(f"\nGradient flow at initialization: one batch of {args.gradient_flow} N(0, 1) inputs, random labels")
         print(gradient_flow(model, x, y))
     return 0
@@ -93,24 +104,15 @@ def cmd_predict(args) -> int:
     return 0
 
 
-# The flags each experiment uses besides --data and --out; any other is refused, not ignored.
-_TRAINING_FLAGS = (
-    "recipe",
-    "subset",
-    "val_split",
-    "epochs",
-    "iterations",
-    "batch_size",
-    "seed",
-    "threads",
-    "device",
-    "compile",
-    "eval_every",
+# The flags each experiment uses besides --data and --out; any other is refused, not ignored. The
+# training flags are every config field an experiment does not set itself.
+_TRAINING_FLAGS = tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_args", "norm", "data", "out")
 )
 _EXPERIMENT_FLAGS = {
     "degradation": ("depths", *_TRAINING_FLAGS),
     "gradients": ("depths", "steps", "batch_size", "seed", "threads"),
-    "batchnorm": ("lrs", "model", *_TRAINING_FLAGS),
+    "batchnorm": ("lrs", "model", *(k for k in _TRAINING_FLAGS if k != "lr")),
     "cifar-table": ("depths", *_TRAINING_FLAGS),
 }
 
@@ -164,11 +166,61 @@ def _experiment_epilog() -> str:
     lines = ["besides --data and --out, each experiment takes:"]
     for name, names in _EXPERIMENT_FLAGS.items():
         own = [k for k in names if k not in _TRAINING_FLAGS]
-        training = all(k in names for k in _TRAINING_FLAGS)
-        lines.append(
-            f"  {name:<12} {flags(own) if training else flags(names)}{' and the training flags' if training else ''}"
-        )
-    return "\n".join(lines + [textwrap.fill("training flags: " + flags(_TRAINING_FLAGS), 80, subsequent_indent="  ")])
+        missing = [k for k in _TRAINING_FLAGS if k not in names]
+        if len(missing) < len(_TRAINING_FLAGS) / 2:  # most of them: say which are left out
+            but = f" but {flags(missing)}" if missing else ""
+            lines.append(f"  {name:<12} {flags(own)} and the training flags{but}")
+        else:
+            lines.append(f"  {name:<12} {flags(names)}")
+    training = textwrap.fill(
+        "training flags: " + flags(_TRAINING_FLAGS), 80, subsequent_indent="  ", break_on_hyphens=False
+    )
+    return "\n".join([*lines, training])
+
+
+class _ModelArg(argparse.Action):
+    """``--model-arg KEY=VALUE``, repeatable, into one dict; VALUE is JSON when it parses
+    (``true``, ``3``, ``0.5``, ``null``), a string otherwise (``shortcut=C``)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        key, sep, raw = str(value).partition("=")
+        if not sep or not key.isidentifier():
+            parser.error(f"--model-arg {value!r}: expected KEY=VALUE, e.g. --model-arg shortcut=C")
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed = raw
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), key: parsed})
+
+
+def _add_config_flags(
+    p: argparse.ArgumentParser, names: typing.Iterable[str], help: typing.Mapping[str, str] | None = None
+) -> None:
+    """One flag per ``TrainConfig`` field in ``names``, from the field's type and metadata (help,
+    choices, metavar, nargs, mutually exclusive group); ``help`` replaces a field's help text."""
+    help = help or {}
+    hints = typing.get_type_hints(TrainConfig)
+    groups: dict[str, typing.Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in names:
+            continue
+        meta = dict(f.metadata)
+        group = meta.pop("group", None)
+        if group and group not in groups:
+            groups[group] = p.add_mutually_exclusive_group()
+        target = groups[group] if group else p
+        kwargs = {"help": help.get(f.name, meta.pop("help")).replace("%", "%%"), **meta}
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        if f.name == "model_args":
+            target.add_argument("--model-arg", dest="model_args", action=_ModelArg, **kwargs)
+            continue
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is tuple:
+            kwargs["type"] = typing.get_args(kind)[0]
+        else:
+            kwargs["type"] = kind
+        target.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
 def _experiment_parser(commands) -> None:
@@ -182,33 +234,24 @@ def _experiment_parser(commands) -> None:
         "cifar-table (Table 6). Re-running continues unfinished training runs.",
         epilog=_experiment_epilog(),
     )
-    p.add_argument("name", choices=["degradation", "gradients", "batchnorm", "cifar-table"])
-    p.add_argument(
-        "--data", help="default | cifar10:PATH | npz:PATH | folder:PATH, as for train (default: the embedded digits)"
-    )
+    p.add_argument("name", choices=list(_EXPERIMENT_FLAGS))
+    p.add_argument("--data", help=f"{SPECS}, as for train (default: the embedded digits)")
     p.add_argument("--depths", type=int, nargs="+", metavar="D", help="CIFAR depths 6n+2")
     p.add_argument(
         "--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)"
     )
     p.add_argument("--steps", type=int, metavar="K", help="gradients: SGD steps before the second measurement (20)")
     p.add_argument("--model", help="batchnorm: the network (default resnet20)")
-    p.add_argument("--recipe", help="paper-cifar (default) | cosine | fast-cifar")
-    p.add_argument("--subset", type=int, metavar="N", help="train on the first N training images")
-    p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="training length of every run (default: the recipe's)")
-    budget.add_argument(
-        "--iterations",
-        type=int,
-        metavar="N",
-        help="training length in SGD steps; the step schedule's milestones scale with it",
+    _add_config_flags(
+        p,
+        _TRAINING_FLAGS,
+        help={
+            "recipe": "the recipe of every run (default paper-cifar)",
+            "epochs": "training length of every run (default: the recipe's)",
+            "iterations": "training length in SGD steps; the step schedule's milestones scale with it",
+            "seed": "one seed for every run (default 0)",
+        },
     )
-    p.add_argument("--batch-size", type=int, metavar="N", help="default 128")
-    p.add_argument("--seed", type=int, help="one seed for every run (default 0)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training steps")
-    p.add_argument("--eval-every", type=int, metavar="N", help="epochs between test evaluations (0: only at the end)")
     p.add_argument("--out", metavar="DIR", help="default runs/experiment-<name>")
     p.set_defaults(func=cmd_experiment)
 
@@ -220,67 +263,7 @@ def _train_parser(commands) -> None:
         argument_default=argparse.SUPPRESS,
         description="Train a ResNet. Flags override the recipe's fields; every output goes to --out.",
     )
-    p.add_argument("--model", help="registry name (default resnet20)")
-    p.add_argument(
-        "--norm",
-        choices=["bn", "torch", "none"],
-        help="normalization: this project's BN (default), torch.nn.BatchNorm2d, or none",
-    )
-    p.add_argument("--data", help="default | cifar10:PATH | npz:PATH | folder:PATH (default: the embedded digits)")
-    p.add_argument("--subset", type=int, metavar="N", help="train on the first N training images")
-    p.add_argument("--val-split", type=int, metavar="N", help="hold N training images out for validation (paper: 5000)")
-    p.add_argument("--image-size", type=int, metavar="PX", help="side for image folders (default: the model's)")
-    p.add_argument("--recipe", help="paper-cifar (default) | cosine | fast-cifar")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="passes over the training set")
-    budget.add_argument("--iterations", type=int, metavar="N", help="SGD steps in all (paper: 64000)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="images per step (paper: 128)")
-    p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
-    p.add_argument("--momentum", type=float, metavar="X", help="SGD momentum (paper: 0.9)")
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum")
-    p.add_argument("--weight-decay", type=float, metavar="X", help="L2 on every parameter (paper: 1e-4)")
-    p.add_argument(
-        "--schedule",
-        choices=["step", "cosine"],
-        help="step: lr/10 at each milestone; cosine: to 0 after a linear warm-up",
-    )
-    p.add_argument(
-        "--milestones", type=float, nargs="+", metavar="F", help="step schedule, fractions of all iterations"
-    )
-    p.add_argument("--warmup-iterations", type=int, metavar="N", help="cosine: linear warm-up steps from 0 to lr")
-    p.add_argument("--warmup-lr", type=float, metavar="X", help="constant lr until training error < 80%%")
-    p.add_argument("--label-smoothing", type=float, metavar="X", help="cross-entropy label smoothing (paper: 0)")
-    p.add_argument("--seed", type=int, help="initialization, shuffling and augmentation (default 0)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        help="bf16 autocast (fast only on CPUs with oneDNN bf16, e.g. AVX512-BF16, or on GPUs)",
-    )
-    p.add_argument(
-        "--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model for training steps"
-    )
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC memory format")
-    p.add_argument(
-        "--eval-every", type=int, metavar="N", help="epochs between test/val evaluations (0: only at the end)"
-    )
-    p.add_argument(
-        "--tta-flip",
-        action=argparse.BooleanOptionalAction,
-        help="evaluate on each image and its mirror (natural images only)",
-    )
-    p.add_argument("--save-every", type=int, metavar="N", help="iterations between checkpoints (default: each epoch)")
-    p.add_argument(
-        "--keep-checkpoints",
-        type=int,
-        metavar="N",
-        help="newest numbered checkpoints kept (default 3; best and last are always kept)",
-    )
-    p.add_argument(
-        "--weights", metavar="FILE", help="initialize from a resnetlab checkpoint or a torchvision state_dict"
-    )
-    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>-<time>)")
+    _add_config_flags(p, [f.name for f in dataclasses.fields(TrainConfig)])
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR with its config")
     p.set_defaults(func=cmd_train)
 
@@ -298,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a model's layer table",
         description="Print the layer table: output shapes, parameters and multiply-adds.",
     )
-    p.add_argument("model", help="a name from 'resnetlab models', or resnet<6n+2> for any CIFAR depth")
+    p.add_argument("model", help=f"a name from 'resnetlab models', or {'; '.join(model_forms())}")
     p.add_argument(
         "--input-size",
         type=int,
@@ -307,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="input size (default: 3 224 224 for ImageNet nets, 3 32 32 for CIFAR nets)",
     )
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
+    _add_config_flags(p, ["model_args"])
     p.add_argument(
         "--gradient-flow",
         type=int,

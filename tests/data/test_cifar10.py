@@ -83,7 +83,7 @@ def test_npz_checks(tmp_path):
     np.savez(tmp_path / "keys.npz", images=x)
     with pytest.raises(ValueError, match="missing x_train, y_train"):
         load_npz(tmp_path / "keys.npz")
-    with pytest.raises(ValueError, match="expected default, cifar10:PATH"):
+    with pytest.raises(ValueError, match="expected default | cifar10:PATH"):
         load_data("imagenet:/x")
 
 

@@ -118,5 +118,5 @@ def test_builder_takes_the_papers_arguments():
     model = resnetlab.resnet50(stride_in_1x1=True, shortcut="C", zero_init_residual=True, activation="sigmoid")
     assert model.layer2[0].conv1.stride == (2, 2) and model.layer2[0].conv2.stride == (1, 1)
     assert model.layer1[1].downsample is not None  # option C: a projection on every block
-    assert float(model.layer1[0].bn3.weight.abs().sum()) == 0
+    assert float(model.layer1[0].bn3.weight.detach().abs().sum()) == 0
     assert isinstance(model.act, torch.nn.Sigmoid)

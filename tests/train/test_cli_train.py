@@ -60,9 +60,12 @@ def test_train_eval_predict(tiny_npz, tmp_path, capsys):
     "argv,msg",
     [
         (["--data", "npz:/nonexistent.npz"], "no such file"),
-        (["--data", "bogus"], "expected default, cifar10:PATH"),
+        (["--data", "bogus"], "expected default | cifar10:PATH"),
         (["--model", "resnet21"], "6n+2"),
-        (["--recipe", "fast"], "unknown recipe"),
+        (["--recipe", "fast"], "invalid choice: 'fast'"),
+        (["--model-arg", "num_classes=3"], "the run sets it"),
+        (["--model-arg", "shortcut=D"], "unknown shortcut 'D'"),
+        (["--model-arg", "residual=false"], "plain20"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
         (["--resume", "/nonexistent"], "no config.json"),
         (["--device", "cuda"], "CUDA"),
@@ -75,7 +78,7 @@ def test_train_errors_are_one_line(tiny_npz, tmp_path, argv, msg):
     proc = run(*base, *argv)
     if msg == "CUDA" and proc.returncode == 0:
         pytest.skip("CUDA is available here")
-    assert proc.returncode == 1, proc.stdout
+    assert proc.returncode == (2 if "invalid choice" in msg else 1), proc.stdout  # 2: a usage error
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("resnetlab: error:") and msg in lines[0], proc.stderr
 

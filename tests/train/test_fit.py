@@ -117,7 +117,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_npz, tmp_path, monke
 def test_resume_takes_newest_folder_when_last_lags(tiny_npz, tmp_path, monkeypatch):
     """A kill after a checkpoint folder is renamed into place but before ``last`` is swapped: the
     resume continues from that newest folder and ends with the uninterrupted run's weights."""
-    from resnetlab.train import checkpoint
+    from resnetlab import checkpoints as checkpoint
 
     reference, out = tmp_path / "reference", tmp_path / "run"
     fit(tiny_config(tiny_npz, reference))
@@ -256,8 +256,8 @@ def test_resume_a_moved_run_continues_where_it_now_is(tiny_npz, tmp_path):
 
 def test_resume_of_a_run_older_than_a_field_logs_its_default(tiny_npz, tmp_path):
     """A checkpoint saved before a config field existed ran with that field's default."""
+    from resnetlab.checkpoints import latest
     from resnetlab.train import resume_config
-    from resnetlab.train.checkpoint import latest
 
     out = tmp_path / "run"
     fit(tiny_config(tiny_npz, out, iterations=5))

@@ -3,6 +3,8 @@ horizontal flip (Sec. 4.2), for a whole batch at once instead of a per-image Pyt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,19 +17,38 @@ def generator(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0]))
 
 
-def pad_crop_flip(x: Tensor, pad: int, flip: bool, gen: torch.Generator) -> Tensor:
+def pad_crop_flip(
+    x: Tensor, pad: int, flip: bool, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None)
+) -> Tensor:
     """Zero-pad every image by ``pad`` pixels, crop back to its size at a random offset, and flip
-    half of them left-right when ``flip``; ``x`` is (B, C, H, W) of any dtype."""
-    b, c, h, w = x.shape
+    half of them left-right when ``flip``; ``x`` is (B, C, H, W) of any dtype.
+
+    The draws are made for ``batch`` images (default: ``len(x)``) and ``rows`` of them applied, so
+    that ``x`` can be one process's rows of a larger batch and still get exactly those rows' draws."""
+    b = len(x) if batch is None else batch
+    _, c, h, w = x.shape
     if pad:
-        dy = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen).to(x.device)
-        dx = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen).to(x.device)
+        dy = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen)[rows].to(x.device)
+        dx = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen)[rows].to(x.device)
+        n = len(x)
         padded = F.pad(x, (pad, pad, pad, pad))
-        rows = (dy + torch.arange(h, device=x.device).view(1, h, 1)).expand(b, h, w)
-        cols = (dx + torch.arange(w, device=x.device).view(1, 1, w)).expand(b, h, w)
-        index = (rows * (w + 2 * pad) + cols).view(b, 1, h * w).expand(b, c, h * w)
-        x = padded.flatten(2).gather(2, index).view(b, c, h, w)
+        rows_ = (dy + torch.arange(h, device=x.device).view(1, h, 1)).expand(n, h, w)
+        cols = (dx + torch.arange(w, device=x.device).view(1, 1, w)).expand(n, h, w)
+        index = (rows_ * (w + 2 * pad) + cols).view(n, 1, h * w).expand(n, c, h * w)
+        x = padded.flatten(2).gather(2, index).view(n, c, h, w)
     if flip:
-        mask = (torch.rand(b, generator=gen) < 0.5).to(x.device).view(b, 1, 1, 1)
+        mask = (torch.rand(b, generator=gen) < 0.5)[rows].to(x.device).view(-1, 1, 1, 1)
         x = torch.where(mask, x.flip(3), x)
     return x
+
+
+@dataclass(frozen=True)
+class PadCropFlip:
+    """The augmentation a dataset declares: ``pad``-pixel translation, and mirroring when flips
+    preserve the class (natural images, not digits)."""
+
+    pad: int = 4
+    flip: bool = True
+
+    def __call__(self, x: Tensor, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None)) -> Tensor:
+        return pad_crop_flip(x, self.pad, self.flip, gen, batch, rows)

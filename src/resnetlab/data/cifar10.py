@@ -60,7 +60,9 @@ def load_cifar10(path: str | Path) -> ImageData:
         with tarfile.open(path) as tar:
             for member in tar.getmembers():
                 if member.isfile() and Path(member.name).name in (*TRAIN_FILES, "test_batch", "batches.meta"):
-                    files[Path(member.name).name] = tar.extractfile(member).read()
+                    member_file = tar.extractfile(member)
+                    if member_file is not None:
+                        files[Path(member.name).name] = member_file.read()
     elif path.is_dir():
         folder = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
         files = {

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .augment import PadCropFlip
+
 
 @dataclass(frozen=True)
 class ImageData:
@@ -17,11 +19,16 @@ class ImageData:
     x_train: Tensor
     y_train: Tensor
     class_names: tuple[str, ...]
-    flip: bool = True  # horizontal flips preserve the class (natural images); not for digits
+    augmentation: PadCropFlip = PadCropFlip(pad=4, flip=True)  # Sec. 4.2; digits take no flips
     x_val: Tensor | None = None
     y_val: Tensor | None = None
     x_test: Tensor | None = None
     y_test: Tensor | None = None
+
+    @property
+    def flip(self) -> bool:
+        """Whether a mirrored image keeps its class (natural images; not digits)."""
+        return self.augmentation.flip
 
     @property
     def num_classes(self) -> int:
@@ -29,7 +36,8 @@ class ImageData:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
+        c, h, w = self.x_train.shape[1:]
+        return c, h, w
 
     def subset(self, n: int | None) -> ImageData:
         """Only the first ``n`` training images (the rest of the training set is dropped)."""

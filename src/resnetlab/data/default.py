@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import PadCropFlip
 from .dataset import ImageData
 
 TEST_PER_CLASS = 100  # 400 training + 100 test images per digit
@@ -50,7 +51,7 @@ def load_default() -> ImageData:
         x_train=torch.from_numpy(x[train]),
         y_train=torch.from_numpy(y[train]),
         class_names=tuple(str(i) for i in range(10)),
-        flip=False,
+        augmentation=PadCropFlip(pad=4, flip=False),
         x_test=torch.from_numpy(x[test]),
         y_test=torch.from_numpy(y[test]),
     )

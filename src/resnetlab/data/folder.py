@@ -17,11 +17,11 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 def load_image(path: Path, size: int) -> np.ndarray:
     """RGB, shorter side resized to ``size``, centre-cropped to size×size (torchvision's
     Resize + CenterCrop)."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    with Image.open(path) as f:
+        im = f.convert("RGB")
         w, h = im.size
         scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
         w, h = im.size
         left, top = (w - size) // 2, (h - size) // 2
         return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)

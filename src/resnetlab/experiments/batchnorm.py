@@ -9,12 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_data
+from ..checkpoints import load_checkpoint
+from ..data import load_data, normalizer
 from ..nn import recalibrate_batchnorm
 from ..train.evaluate import error_rate, predict
 from ..train.metrics import pyplot, save_figure
-from ..train.model_io import load_checkpoint
-from ..train.setup import normalizer
 from .runs import diverged_at, pct, train_run
 
 
@@ -95,6 +94,8 @@ def evaluation_modes(
     model, meta = load_checkpoint(run)
     data = load_data(meta["config"]["data"], meta["image_size"]).subset(meta["config"].get("subset"))
     normalize = normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], torch.device("cpu"))
+    if data.x_test is None or data.y_test is None:
+        raise ValueError(f"{data.name} has no test split: the evaluation modes are measured on test images")
     x, y = data.x_test, data.y_test
     batch_stats = copy.deepcopy(model).train()  # a copy: training mode also moves the running averages
     results = {}

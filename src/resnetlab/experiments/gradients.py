@@ -13,12 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import generator, load_data, pad_crop_flip
+from ..data import generator, load_data, normalizer, pad_crop_flip
 from ..data.dataset import channel_stats
 from ..inspect import gradient_flow
 from ..models import cifar_resnet
 from ..train.metrics import pyplot, save_figure
-from ..train.setup import normalizer
 
 FIELDS = ("depth", "residual", "norm", "activation", "phase", "layer", "name", "grad_norm", "input_mean", "input_var")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..checkpoints import latest
 from ..train import NonFiniteLoss, fit, make_config
-from ..train.checkpoint import latest
 
 
 def train_run(out: Path, recipe: str, log=print, **fields) -> dict:

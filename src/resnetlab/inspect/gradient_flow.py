@@ -78,7 +78,7 @@ def gradient_flow(
                     i + 1,
                     name,
                     type(m).__name__,
-                    m.weight.grad.norm().item() if m.weight.grad is not None else 0.0,
+                    _grad_norm(m),
                     *stats[m],
                 )
                 for i, (name, m) in enumerate(layers)
@@ -87,3 +87,8 @@ def gradient_flow(
         for h in handles:
             h.remove()
     return GradientFlow(measured, loss.item())
+
+
+def _grad_norm(m: nn.Module) -> float:
+    grad = m.get_parameter("weight").grad
+    return grad.norm().item() if grad is not None else 0.0

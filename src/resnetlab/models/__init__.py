@@ -3,7 +3,7 @@
 from . import cifar as _cifar
 from .cifar import cifar_resnet
 from .imagenet import plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
-from .registry import create_model, list_models, register_model
+from .registry import create_model, default_input_size, list_models, model_forms, register_model
 from .resnet import ResNet
 
 resnet20, resnet32, resnet44, resnet56 = _cifar.resnet20, _cifar.resnet32, _cifar.resnet44, _cifar.resnet56
@@ -20,7 +20,9 @@ __all__ = [
     "ResNet",
     "cifar_resnet",
     "create_model",
+    "default_input_size",
     "list_models",
+    "model_forms",
     "register_model",
     "resnet18",
     "resnet34",

@@ -73,6 +73,12 @@ def list_models() -> list[str]:
     return sorted(_MODELS, key=key)
 
 
+def default_input_size(model: nn.Module) -> tuple[int, int, int]:
+    """The (C, H, W) input a registered model was designed for (its ``default_input_size``)."""
+    c, h, w = vars(model)["default_input_size"]
+    return c, h, w
+
+
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model by name, e.g. ``create_model("resnet50", num_classes=10)``."""
     builder = _MODELS.get(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor, nn
 
@@ -16,6 +18,12 @@ class ResNet(nn.Module):
     ``stem="cifar"`` is Sec. 4.2's single 3×3 conv + BN + ReLU. Stage ``i > 0`` halves the
     resolution with a stride-2 first block.
     """
+
+    if TYPE_CHECKING:  # for the type checker only: TorchScript cannot read these annotations
+        layer1: nn.Sequential
+        layer2: nn.Sequential
+        layer3: nn.Sequential
+        layer4: nn.Sequential | None
 
     def __init__(
         self,
@@ -41,7 +49,12 @@ class ResNet(nn.Module):
         for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        block_args = {"shortcut": shortcut, "residual": residual, "norm_layer": norm_layer, "activation": activation}
+        block_args: dict[str, Any] = {
+            "shortcut": shortcut,
+            "residual": residual,
+            "norm_layer": norm_layer,
+            "activation": activation,
+        }
         if block is Bottleneck:
             block_args["stride_in_1x1"] = stride_in_1x1
         # The input size each stem was designed for (C, H, W): 224² crops for ImageNet, 32² for CIFAR.
@@ -78,8 +91,9 @@ class ResNet(nn.Module):
             # Each block starts as the identity (Goyal et al. 2017): γ = 0 on its last BN.
             for m in self.modules():
                 last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
-                if isinstance(m, (BasicBlock, Bottleneck)) and isinstance(last, BATCHNORM_TYPES) and last.affine:
-                    nn.init.zeros_(last.weight)
+                if isinstance(m, (BasicBlock, Bottleneck)) and isinstance(last, BATCHNORM_TYPES):
+                    if last.weight is not None:
+                        nn.init.zeros_(last.weight)
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """The output of every stage (strides 4/8/16/32 for the ImageNet nets), for use as a backbone."""

@@ -4,13 +4,20 @@ they are."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .norm import NormLayer, get_norm
 
 SHORTCUTS = ("A", "B", "C")
-ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -80,6 +87,11 @@ def make_shortcut(
 
 class _Residual(nn.Module):
     """F(x) + shortcut(x), then the activation (Fig. 2); without the sum when ``residual=False``."""
+
+    if TYPE_CHECKING:  # for the type checker only: TorchScript cannot read these annotations
+        residual: bool
+        downsample: nn.Module | None
+        act: nn.Module
 
     def _join(self, out: Tensor, x: Tensor) -> Tensor:
         if self.residual:

@@ -134,6 +134,11 @@ class _BatchNorm(nn.Module):
     """
 
     _expected_dims: tuple[int, ...] = ()
+    weight: nn.Parameter | None
+    bias: nn.Parameter | None
+    running_mean: Tensor | None  # None when track_running_stats=False, as in torch
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
 
     def __init__(
         self,
@@ -166,14 +171,14 @@ class _BatchNorm(nn.Module):
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
+        if self.running_mean is not None and self.running_var is not None and self.num_batches_tracked is not None:
             self.running_mean.zero_()
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
+        if self.weight is not None and self.bias is not None:
             nn.init.ones_(self.weight)
             nn.init.zeros_(self.bias)
 
@@ -218,28 +223,33 @@ class _BatchNorm(nn.Module):
         return y
 
     def _affine(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        if self.affine:
+        if self.weight is not None and self.bias is not None:
             return self.weight, self.bias
         ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
         return ones, torch.zeros_like(ones)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: Tensor, var: Tensor, m: int) -> None:
-        self.num_batches_tracked.add_(1)
+        running_mean, running_var, tracked = self.running_mean, self.running_var, self.num_batches_tracked
+        assert running_mean is not None and running_var is not None and tracked is not None
+        tracked.add_(1)
         # momentum=None: cumulative average over all batches seen (Algorithm 2, line 10).
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        factor = 1.0 / float(tracked) if self.momentum is None else self.momentum
         # Population variance is estimated without bias: Var[x] = m/(m−1) · E_B[σ²_B] (Algorithm 2).
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
-        self.running_var.lerp_((var * (m / (m - 1))).to(self.running_var.dtype), factor)
+        running_mean.lerp_(mean.to(running_mean.dtype), factor)
+        running_var.lerp_((var * (m / (m - 1))).to(running_var.dtype), factor)
 
     def _inference(self, x: Tensor) -> Tensor:
         """Algorithm 2, line 11: y = γ/√(Var[x]+ε)·x + (β − γE[x]/√(Var[x]+ε)), plain tensor ops."""
-        scale = torch.rsqrt(self.running_var + self.eps)
-        if self.weight is not None:
-            scale = self.weight * scale
-        shift = -self.running_mean * scale
-        if self.bias is not None:
-            shift = shift + self.bias
+        # locals: TorchScript refines Optional types of local names only
+        running_mean, running_var, weight, bias = self.running_mean, self.running_var, self.weight, self.bias
+        assert running_mean is not None and running_var is not None  # without them, forward normalizes by the batch
+        scale = torch.rsqrt(running_var + self.eps)
+        if weight is not None:
+            scale = weight * scale
+        shift = -running_mean * scale
+        if bias is not None:
+            shift = shift + bias
         return x * _channel_view(scale, x.dim()).to(x.dtype) + _channel_view(shift, x.dim()).to(x.dtype)
 
 
@@ -256,6 +266,7 @@ class BatchNorm2d(_BatchNorm):
 
 
 BATCHNORM_TYPES = (_BatchNorm, nn.modules.batchnorm._BatchNorm)
+BatchNorm = _BatchNorm | nn.modules.batchnorm._BatchNorm
 """Both this project's and PyTorch's batch norm; used by recalibration, folding and summaries."""
 
 NormLayer = str | Callable[[int], nn.Module] | None

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .norm import BATCHNORM_TYPES
+from .norm import BATCHNORM_TYPES, BatchNorm
 
 
-def _batchnorms(model: nn.Module) -> list[nn.Module]:
+def _batchnorms(model: nn.Module) -> list[BatchNorm]:
     return [m for m in model.modules() if isinstance(m, BATCHNORM_TYPES) and m.track_running_stats]
 
 
@@ -76,7 +76,7 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
             "fold modules whose forward has no data-dependent Python control flow"
         ) from None
     modules = dict(model.named_modules())
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for node in graph.nodes:
         bn = modules.get(node.target) if node.op == "call_module" else None
         if not isinstance(bn, BATCHNORM_TYPES) or not bn.track_running_stats:
@@ -88,18 +88,20 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
             and len(src.users) == 1
             and isinstance(modules[src.target], nn.Conv2d)
         ):
-            pairs.append((src.target, node.target))
+            pairs.append((str(src.target), str(node.target)))
     return pairs
 
 
 @torch.no_grad()
-def _fold_into(conv: nn.Conv2d, bn: nn.Module) -> None:
+def _fold_into(conv: nn.Conv2d, bn: BatchNorm) -> None:
     # y = γ/√(Var+ε)·(W∗x + b) + (β − γE[x]/√(Var+ε))  →  W' = s·W, b' = s·(b − E[x]) + β
-    scale = torch.rsqrt(bn.running_var + bn.eps)
+    mean, var = bn.running_mean, bn.running_var
+    assert mean is not None and var is not None  # only BNs with population statistics are folded
+    scale = torch.rsqrt(var + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    bias = (bias - bn.running_mean) * scale
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+    bias = (bias - mean) * scale
     if bn.bias is not None:
         bias = bias + bn.bias
     conv.weight.mul_(scale.view(-1, 1, 1, 1).to(conv.weight.dtype))

@@ -1,8 +1,8 @@
 """Training: configuration, the loop, checkpoints, metrics."""
 
+from ..checkpoints import load_checkpoint
 from .config import RECIPES, TrainConfig, make_config, resume_config
 from .loop import NonFiniteLoss, TrainingInterrupted, fit
-from .model_io import load_checkpoint
 
 __all__ = [
     "RECIPES",

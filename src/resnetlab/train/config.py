@@ -1,4 +1,8 @@
-"""Training configuration: one frozen dataclass, recipes as named sets of its fields."""
+"""Training configuration: one frozen dataclass, recipes as named sets of its fields.
+
+Each field carries its command-line help (and choices) in its metadata: the ``train`` and
+``experiment`` flags are generated from it, so a field, its flag and its help are written once.
+"""
 
 from __future__ import annotations
 
@@ -7,93 +11,19 @@ import functools
 import json
 import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from ..data.sources import SPECS
 
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
 # (e.g. continue on another machine, with --compile, or in a folder that was moved), at the price of
 # bitwise equality with an uninterrupted run.
 EXECUTION = ("device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints", "out")
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "resnet20"  # a registry name (resnetlab models)
-    norm: str = "bn"  # bn (this project's) | torch (torch.nn.BatchNorm2d) | none (no normalization)
-    data: str = "default"  # default | cifar10:PATH | npz:PATH | folder:PATH
-    subset: int | None = None  # train on the first N training images only
-    val_split: int = 0  # training images held out for validation (paper: 5,000 of 50,000)
-    image_size: int | None = None  # side in pixels for image folders; default: the model's input size
-    recipe: str = "paper-cifar"  # the named recipe these fields started from
-    epochs: int | None = None  # passes over the training set (exclusive with iterations)
-    iterations: int | None = None  # SGD steps in all (paper: 64,000)
-    batch_size: int = 128  # images per step
-    lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4  # L2 on every parameter, as in the paper
-    schedule: str = "step"  # step: lr/10 at each milestone | cosine: to 0 after a linear warm-up
-    milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule, fractions of all iterations (32k, 48k of 64k)
-    warmup_iterations: int = 0  # cosine: linear warm-up steps from 0 to lr
-    warmup_lr: float | None = None  # constant lr until training error < warmup_error (paper, ResNet-110: 0.01)
-    warmup_error: float = 0.8  # the training error (fraction) that ends the constant warm-up
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads for PyTorch; default: PyTorch's choice
-    precision: str = "fp32"  # fp32 | bf16 (autocast; fast only where oneDNN has bf16 kernels for the CPU)
-    compile: bool = False  # torch.compile the training step's model (fuses BN, ReLU and the addition)
-    channels_last: bool = False  # NHWC memory format for the model and its inputs
-    eval_every: int = 1  # epochs between val/test evaluations; 0: only after the last epoch
-    tta_flip: bool = False  # evaluate on each image and its mirror, averaging the logits (flip-safe data only)
-    save_every: int | None = None  # iterations between checkpoints; default: every epoch
-    keep_checkpoints: int = 3  # newest numbered checkpoints kept (best and last always kept)
-    weights: str | None = None  # initial weights: a resnetlab checkpoint or a torchvision state_dict file
-    out: str = "runs/run"  # the run folder
-
-    def __post_init__(self):
-        if (self.epochs is None) == (self.iterations is None):
-            raise ValueError("give exactly one of epochs and iterations")
-        if not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"eval_every must be an integer >= 0 (0: only at the end), got {self.eval_every!r}")
-        for name in ("epochs", "iterations", "batch_size", "subset", "save_every", "threads", "image_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        choices = {
-            "norm": ("bn", "torch", "none"),
-            "schedule": ("step", "cosine"),
-            "device": ("auto", "cpu", "cuda"),
-            "precision": ("fp32", "bf16"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def differences(self, saved: dict, execution: bool = True) -> list[str]:
-        """Fields whose value differs from a saved config (fields added since it was saved compare
-        against their defaults); without ``execution``, only those that change what is computed."""
-        mine = json.loads(json.dumps(self.to_json()))
-        return [k for k, v in mine.items() if saved_value(saved, k) != v and (execution or k not in EXECUTION)]
-
-    @classmethod
-    def from_json(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config fields {sorted(unknown)}")
-        if "milestones" in d:
-            d = {**d, "milestones": tuple(d["milestones"])}
-        return cls(**d)
-
-    def __str__(self) -> str:
-        return "\n".join(f"  {k:<18} {json.dumps(v)}" for k, v in self.to_json().items())
-
+# Model arguments every run sets itself from its data and --norm; --model-arg may not set them.
+RUN_MODEL_ARGS = {"num_classes": "the data's class count", "in_channels": "the data's channels", "norm_layer": "--norm"}
 
 # Recipes: named starting points; any field can be overridden after them.
 RECIPES: dict[str, dict] = {
@@ -139,6 +69,111 @@ RECIPES: dict[str, dict] = {
         tta_flip=True,
     ),
 }
+
+
+def _f(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its command-line help; ``cli`` adds ``choices``, ``metavar``, ``nargs``,
+    ``group`` (mutually exclusive flags share one)."""
+    make = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**make, metadata={"help": help, **cli})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = _f("resnet20", "a name from 'resnetlab models' (default resnet20)")
+    model_args: dict[str, Any] = _f(
+        dict, "a builder argument, e.g. --model-arg stride_in_1x1=true --model-arg shortcut=C (repeatable; "
+        "VALUE is read as JSON when it parses)", metavar="KEY=VALUE")  # fmt: skip
+    norm: str = _f("bn", "normalization: this project's BN (default), torch.nn.BatchNorm2d, or none",
+                   choices=("bn", "torch", "none"))  # fmt: skip
+    data: str = _f("default", f"{SPECS} (default: the embedded digits)")
+    subset: int | None = _f(None, "train on the first N training images only", metavar="N")
+    val_split: int = _f(0, "hold N training images out for validation (paper: 5000)", metavar="N")
+    image_size: int | None = _f(None, "side in pixels for image folders (default: the model's)", metavar="PX")
+    recipe: str = _f("paper-cifar", "the named recipe the other fields start from", choices=tuple(RECIPES))
+    epochs: int | None = _f(None, "passes over the training set", metavar="N", group="budget")
+    iterations: int | None = _f(None, "SGD steps in all (paper: 64000)", metavar="N", group="budget")
+    batch_size: int = _f(128, "images per step (paper: 128)", metavar="N")
+    lr: float = _f(0.1, "peak learning rate", metavar="X")
+    momentum: float = _f(0.9, "SGD momentum (paper: 0.9)", metavar="X")
+    nesterov: bool = _f(False, "Nesterov momentum")
+    weight_decay: float = _f(1e-4, "L2 on every parameter (paper: 1e-4)", metavar="X")
+    schedule: str = _f("step", "step: lr/10 at each milestone; cosine: to 0 after a linear warm-up",
+                       choices=("step", "cosine"))  # fmt: skip
+    milestones: tuple[float, ...] = _f(
+        (0.5, 0.75), "step schedule, fractions of all iterations (paper: 32k and 48k of 64k)", metavar="F", nargs="+"
+    )
+    warmup_iterations: int = _f(0, "cosine: linear warm-up steps from 0 to lr", metavar="N")
+    warmup_lr: float | None = _f(None, "constant lr until the training error is below --warmup-error "
+                                 "(paper, ResNet-110: 0.01)", metavar="X")  # fmt: skip
+    warmup_error: float = _f(0.8, "the training error (fraction) that ends the constant warm-up", metavar="X")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing (paper: 0)", metavar="X")
+    seed: int = _f(0, "initialization, shuffling and augmentation (default 0)")
+    device: str = _f("auto", "default auto: CUDA when available", choices=("auto", "cpu", "cuda"))
+    threads: int | None = _f(None, "CPU threads for PyTorch (default: PyTorch's)", metavar="N")
+    precision: str = _f("fp32", "bf16 autocast (fast only on CPUs with native bf16, e.g. AVX512-BF16/AMX, or GPUs)",
+                        choices=("fp32", "bf16"))  # fmt: skip
+    compile: bool = _f(False, "torch.compile the model for training steps (fuses BN, ReLU and the addition)")
+    channels_last: bool = _f(False, "NHWC memory format for the model and its inputs")
+    eval_every: int = _f(1, "epochs between val/test evaluations (0: only after the last epoch)", metavar="N")
+    tta_flip: bool = _f(False, "evaluate on each image and its mirror, averaging the logits (natural images only)")
+    save_every: int | None = _f(None, "iterations between checkpoints (default: each epoch)", metavar="N")
+    keep_checkpoints: int = _f(3, "newest numbered checkpoints kept (default 3; best and last are always kept)",
+                               metavar="N")  # fmt: skip
+    weights: str | None = _f(None, "initialize from a resnetlab checkpoint or a torchvision state_dict", metavar="FILE")
+    out: str = _f("runs/run", "run folder (default runs/<model>-<time>)", metavar="DIR")
+
+    def __post_init__(self):
+        if (self.epochs is None) == (self.iterations is None):
+            raise ValueError("give exactly one of epochs and iterations")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be an integer >= 0 (0: only at the end), got {self.eval_every!r}")
+        for name in ("epochs", "iterations", "batch_size", "subset", "save_every", "threads", "image_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for f in fields(self):
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(self, f.name) not in allowed:
+                raise ValueError(f"{f.name} must be one of {', '.join(allowed)}, got {getattr(self, f.name)!r}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
+        if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
+            raise ValueError(f"model_args must be a dict of argument names to values, got {self.model_args!r}")
+        for key in self.model_args:
+            if key in RUN_MODEL_ARGS:
+                raise ValueError(f"--model-arg {key}: the run sets it from {RUN_MODEL_ARGS[key]}; drop it")
+
+    def total_iterations(self, steps_per_epoch: int) -> int:
+        """SGD steps of the whole run: ``iterations``, or ``epochs`` of ``steps_per_epoch``."""
+        if self.iterations is not None:
+            return self.iterations
+        assert self.epochs is not None  # exactly one of the two is set (__post_init__)
+        return self.epochs * steps_per_epoch
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def differences(self, saved: dict, execution: bool = True) -> list[str]:
+        """Fields whose value differs from a saved config (fields added since it was saved compare
+        against their defaults); without ``execution``, only those that change what is computed."""
+        mine = json.loads(json.dumps(self.to_json()))
+        return [k for k, v in mine.items() if saved_value(saved, k) != v and (execution or k not in EXECUTION)]
+
+    @classmethod
+    def from_json(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        if "milestones" in d:
+            d = {**d, "milestones": tuple(d["milestones"])}
+        if "model_args" in d:
+            d = {**d, "model_args": dict(d["model_args"])}
+        return cls(**d)
+
+    def __str__(self) -> str:
+        return "\n".join(f"  {k:<18} {json.dumps(v)}" for k, v in self.to_json().items())
 
 
 def _depth(model: str) -> int:

@@ -6,16 +6,17 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..data import generator, pad_crop_flip
-from . import checkpoint as ckpt
+from .. import checkpoints as ckpt
+from ..data import EpochLoader, normalizer
 from .config import TrainConfig, saved_value
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
@@ -26,7 +27,6 @@ from .setup import (
     compile_errors,
     graceful_interrupt,
     model_input_size,
-    normalizer,
     prepare_data,
     provenance,
     resolve_device,
@@ -52,7 +52,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def learning_rate(config: TrainConfig, iteration: int, total: int, warming_up: bool) -> float:
-    if warming_up:  # Sec. 4.2 (ResNet-110): a small constant lr until training error < 80%
+    if warming_up and config.warmup_lr is not None:  # Sec. 4.2 (ResNet-110): constant lr until error < 80%
         return config.warmup_lr
     if config.schedule == "step":  # lr / 10 at each milestone (32k and 48k of 64k in the paper)
         return config.lr * 0.1 ** sum(iteration >= round(m * total) for m in config.milestones)
@@ -66,7 +66,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     """Train ``config.model`` on ``config.data``; write config, log, metrics, curves and checkpoints
     under ``config.out``; continue from its last checkpoint when ``resume``. Returns the last record."""
     out = Path(config.out)
-    image_size = config.image_size or model_input_size(config.model)  # also rejects an unknown model early
+    model_size = model_input_size(config)  # checks the model's name and arguments before anything is written
+    image_size = config.image_size or model_size
     if not resume and (out / "checkpoints").exists():
         raise ValueError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -91,15 +92,17 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # augmentation runs on the device
-    n_train = len(y_train)
-    batch_size = min(config.batch_size, n_train)
-    steps_per_epoch = n_train // batch_size  # the last partial batch is dropped: every step sees a full batch
+    n_train = len(data.y_train)
+    loader = EpochLoader(  # on the device: augmentation runs there, on whole batches
+        data.x_train.to(device), data.y_train.to(device), min(config.batch_size, n_train), config.seed,
+        data.augmentation,
+    )  # fmt: skip
+    steps_per_epoch = loader.steps_per_epoch
     if resume:
         state = restore(out, model, optimizer, config, log)
-        log(f"resumed {out} at iteration {state['iteration']}")
+        log(f"resumed {out} at iteration {state.iteration}")
     else:
-        state = _new_state(config)
+        state = RunState.new(config)
         write_json(
             out / "config.json", {"config": config.to_json(), "command": sys.argv, "provenance": provenance(device)}
         )
@@ -112,9 +115,9 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         model,
         optimizer,
         state,
-        total=config.iterations or config.epochs * steps_per_epoch,
+        total=config.total_iterations(steps_per_epoch),
         steps_per_epoch=steps_per_epoch,
-        saved_at=state["iteration"] if resume else -1,
+        saved_at=state.iteration if resume else -1,
     )
     log(
         f"resnetlab {config.model} on {data.name}: {n_train} training images, "
@@ -129,71 +132,76 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     lr = run.learning_rate()
     try:
         with graceful_interrupt() as interrupt:
-            while state["iteration"] < run.total and not interrupt["requested"]:
-                epoch = state["epoch"]
-                perm = torch.randperm(n_train, generator=generator(config.seed, 0, epoch)).to(device)
-                steps = min(steps_per_epoch, state["step"] + run.total - state["iteration"])
+            while state.iteration < run.total and not interrupt["requested"]:
+                epoch = state.epoch
+                steps = min(steps_per_epoch, state.step + run.total - state.iteration)
                 bar = tqdm(
                     total=steps,
-                    initial=state["step"],
+                    initial=state.step,
                     desc=f"epoch {epoch + 1}/{run.n_epochs}",
                     leave=False,
                     disable=not sys.stdout.isatty(),
                     dynamic_ncols=True,
                 )
-                tick, seen_at_tick = time.perf_counter(), state["seen"]
-                for step in range(state["step"], steps):
+                tick, seen_at_tick = time.perf_counter(), state.seen
+                for step, x, y in loader.batches(epoch, state.step, steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
-                    idx = perm[step * batch_size : (step + 1) * batch_size]
-                    x = pad_crop_flip(x_train[idx], 4, data.flip, generator(config.seed, 1, epoch, step))
                     lr = run.learning_rate()
-                    run.sgd_step(step, run.normalize(x), y_train[idx], lr)
+                    run.sgd_step(step, run.normalize(x), y, lr)
                     bar.update(1)
                     bar.set_postfix(
-                        loss=f"{state['loss_sum'] / state['seen']:.3f}",
-                        acc=f"{100 - 100 * state['errors'] / state['seen']:.1f}%",
+                        loss=f"{state.loss_sum / state.seen:.3f}",
+                        acc=f"{100 - 100 * state.errors / state.seen:.1f}%",
                         lr=f"{lr:.3g}",
-                        img_s=f"{(state['seen'] - seen_at_tick) / (time.perf_counter() - tick):.0f}",
+                        img_s=f"{(state.seen - seen_at_tick) / (time.perf_counter() - tick):.0f}",
                         refresh=False,
                     )
-                    if config.save_every and state["iteration"] % config.save_every == 0:
+                    if config.save_every and state.iteration % config.save_every == 0:
                         run.save()
                     if interrupt["requested"]:
                         break
                 bar.close()
-                if state["step"] == steps_per_epoch or state["iteration"] == run.total:
+                if state.step == steps_per_epoch or state.iteration == run.total:
                     run.end_epoch(lr)
             if interrupt["requested"]:
                 raise TrainingInterrupted(
-                    f"interrupted at iteration {state['iteration']}; continue with: resnetlab train --resume {out}",
-                    state["iteration"],
+                    f"interrupted at iteration {state.iteration}; continue with: resnetlab train --resume {out}",
+                    state.iteration,
                     out,
                 )
     except NonFiniteLoss:
         diverged = True
         raise
     finally:
-        if not diverged and run.saved_at != state["iteration"] and state["iteration"] > 0:
+        if not diverged and run.saved_at != state.iteration and state.iteration > 0:
             run.save()
     log(f"done: {out}")
-    return state["metrics"][-1] if state["metrics"] else {}
+    return state.metrics[-1] if state.metrics else {}
 
 
-def _new_state(config: TrainConfig) -> dict:
-    """Where a run stands before its first step. Every checkpoint holds all of it."""
-    return dict(
-        iteration=0,
-        epoch=0,
-        step=0,
-        loss_sum=0.0,
-        errors=0,
-        seen=0,
-        elapsed_s=0.0,
-        best_val_error=None,
-        warmup_done=config.warmup_lr is None,
-        error_ema=1.0,
-        metrics=[],
-    )
+@dataclass
+class RunState:
+    """Where a run stands; every checkpoint holds all of it (as JSON), and a resume restores it."""
+
+    iteration: int = 0  # SGD steps done in all
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps done in the current epoch
+    loss_sum: float = 0.0  # this epoch so far: summed training loss, misclassified and seen images
+    errors: int = 0
+    seen: int = 0
+    elapsed_s: float = 0.0  # compute time of every session of the run
+    best_val_error: float | None = None
+    warmup_done: bool = True  # the constant warm-up lr (Sec. 4.2, ResNet-110) has ended
+    error_ema: float = 1.0  # moving average of the training error, which ends the warm-up
+    metrics: list[dict] = field(default_factory=list)  # one record per epoch
+
+    @classmethod
+    def new(cls, config: TrainConfig) -> RunState:
+        return cls(warmup_done=config.warmup_lr is None)
+
+    @classmethod
+    def from_json(cls, meta: dict) -> RunState:
+        return cls(**{f.name: meta[f.name] for f in fields(cls)})
 
 
 @dataclass(eq=False)
@@ -207,7 +215,7 @@ class _Run:
     prep: Prepared
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    state: dict
+    state: RunState
     total: int  # iterations of the whole run
     steps_per_epoch: int
     saved_at: int  # the iteration of the newest checkpoint: the one this process wrote or resumed from
@@ -217,14 +225,14 @@ class _Run:
         self.n_epochs = math.ceil(self.total / self.steps_per_epoch)
         self.normalize = normalizer(self.prep.mean, self.prep.std, self.device, self.config.channels_last)
         self.forward = training_forward(self.model, self.config)
-        self.started, self.started_at = time.perf_counter(), self.state["iteration"]
+        self.started, self.started_at = time.perf_counter(), self.state.iteration
 
     def learning_rate(self) -> float:
-        return learning_rate(self.config, self.state["iteration"], self.total, not self.state["warmup_done"])
+        return learning_rate(self.config, self.state.iteration, self.total, not self.state.warmup_done)
 
     def elapsed_s(self) -> float:
         """Compute time of the whole run: the sessions before this one, and this one so far."""
-        return self.state["elapsed_s"] + time.perf_counter() - self.started
+        return self.state.elapsed_s + time.perf_counter() - self.started
 
     def sgd_step(self, step: int, x: Tensor, y: Tensor, lr: float) -> None:
         """One SGD step at ``lr`` on the batch (x, y), counted into ``state`` as step ``step`` of the epoch.
@@ -239,51 +247,51 @@ class _Run:
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(
-                    f"the loss is {loss.item()} at iteration {state['iteration'] + 1}: "
+                    f"the loss is {loss.item()} at iteration {state.iteration + 1}: "
                     f"training diverged (try a lower --lr); {self._kept()}",
-                    state["iteration"] + 1,
+                    state.iteration + 1,
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         self.optimizer.step()
 
         errors = int((logits.argmax(1) != y).sum())
-        state["loss_sum"] += loss.item() * len(y)
-        state["errors"] += errors
-        state["seen"] += len(y)
-        state["iteration"] += 1
-        state["step"] = step + 1
-        state["error_ema"] = 0.9 * state["error_ema"] + 0.1 * errors / len(y)
-        if not state["warmup_done"] and state["error_ema"] < config.warmup_error:
-            state["warmup_done"] = True
+        state.loss_sum += loss.item() * len(y)
+        state.errors += errors
+        state.seen += len(y)
+        state.iteration += 1
+        state.step = step + 1
+        state.error_ema = 0.9 * state.error_ema + 0.1 * errors / len(y)
+        if not state.warmup_done and state.error_ema < config.warmup_error:
+            state.warmup_done = True
             self.log(
-                f"warm-up done at iteration {state['iteration']} (training error < "
+                f"warm-up done at iteration {state.iteration} (training error < "
                 f"{100 * config.warmup_error:.0f}%): lr {config.lr}"
             )
 
     def end_epoch(self, lr: float) -> None:
         """Record the epoch (evaluating every ``eval_every`` epochs and at the end), log it, save."""
         config, state, data = self.config, self.state, self.data
-        seen = max(1, state["seen"])
-        record = {
-            "epoch": state["epoch"] + 1,
-            "iteration": state["iteration"],
-            "train_loss": state["loss_sum"] / seen,
-            "train_error": state["errors"] / seen,
+        seen = max(1, state.seen)
+        record: dict[str, Any] = {
+            "epoch": state.epoch + 1,
+            "iteration": state.iteration,
+            "train_loss": state.loss_sum / seen,
+            "train_error": state.errors / seen,
             "val_error": None,
             "test_error": None,
             "lr": lr,
         }
-        last = state["iteration"] == self.total
-        evaluate = last or (config.eval_every > 0 and (state["epoch"] + 1) % config.eval_every == 0)
+        last = state.iteration == self.total
+        evaluate = last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0)
         for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
             if y is not None and evaluate:
                 logits = predict(self.model, x, self.normalize, self.device, config.precision, flip=config.tta_flip)
                 record[f"{split}_error"] = error_rate(logits, y)
         record["time_s"] = round(self.elapsed_s(), 3)
-        state["metrics"].append(record)
-        write_metrics(self.out, state["metrics"])
-        plot_curves(self.out / "curves.png", {config.model: state["metrics"]}, title=f"{config.model} on {data.name}")
+        state.metrics.append(record)
+        write_metrics(self.out, state.metrics)
+        plot_curves(self.out / "curves.png", {config.model: state.metrics}, title=f"{config.model} on {data.name}")
         self.log(
             " ".join(
                 [
@@ -302,11 +310,11 @@ class _Run:
             )
         )
         improved = record["val_error"] is not None and (
-            state["best_val_error"] is None or record["val_error"] < state["best_val_error"]
+            state.best_val_error is None or record["val_error"] < state.best_val_error
         )
         if improved:
-            state["best_val_error"] = record["val_error"]
-        state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, errors=0, seen=0)
+            state.best_val_error = record["val_error"]
+        state.epoch, state.step, state.loss_sum, state.errors, state.seen = state.epoch + 1, 0, 0.0, 0, 0
         if config.save_every is None or improved:  # best is chosen on validation error only, never test
             self.save(best=improved)
 
@@ -315,12 +323,12 @@ class _Run:
         state, data = self.state, self.data
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never save a diverged model
             raise NonFiniteLoss(
-                f"the weights are not finite at iteration {state['iteration']}: training "
+                f"the weights are not finite at iteration {state.iteration}: training "
                 f"diverged (try a lower --lr); {self._kept()}",
-                state["iteration"],
+                state.iteration,
             )
         meta = {
-            **state,
+            **asdict(state),
             "elapsed_s": self.elapsed_s(),
             "config": self.config.to_json(),
             "model": self.config.model,
@@ -335,22 +343,22 @@ class _Run:
             tensors.update({f"optimizer.{i}.{k}": v for k, v in s.items() if isinstance(v, torch.Tensor)})
         ckpt.save_checkpoint(
             self.out / "checkpoints",
-            state["iteration"],
+            state.iteration,
             self.model.state_dict(),
             tensors,
             meta,
             best=best,
             keep=self.config.keep_checkpoints,
         )
-        self.saved_at = state["iteration"]
+        self.saved_at = state.iteration
 
     def _kept(self) -> str:
         last = ckpt.latest(self.out / "checkpoints")
         return "no checkpoint had been saved yet" if last is None else f"the last good checkpoint is kept: {last}"
 
     def _remaining_s(self) -> float:  # at this session's pace so far
-        done = self.state["iteration"] - self.started_at
-        return (self.total - self.state["iteration"]) * (time.perf_counter() - self.started) / max(1, done)
+        done = self.state.iteration - self.started_at
+        return (self.total - self.state.iteration) * (time.perf_counter() - self.started) / max(1, done)
 
 
 def _duration(seconds: float) -> str:
@@ -360,7 +368,7 @@ def _duration(seconds: float) -> str:
     )
 
 
-def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict:
+def restore(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, log=print) -> RunState:
     """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``."""
     if ckpt.latest(out / "checkpoints") is None:
         raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/ holds none)")
@@ -379,11 +387,11 @@ def restore(out: Path, model, optimizer, config: TrainConfig, log=print) -> dict
             f"(the run so far: {json.dumps(saved_value(meta['config'], k))})"
         )
     model.load_state_dict(model_state, strict=True)
-    opt_state = {}
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
             _, i, name = key.split(".", 2)
             opt_state.setdefault(int(i), {})[name] = value
     optimizer.load_state_dict({"state": opt_state, "param_groups": optimizer.state_dict()["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
-    return {k: meta[k] for k in _new_state(config)}
+    return RunState.from_json(meta)

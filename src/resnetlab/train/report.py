@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import load_data
+from ..checkpoints import load_checkpoint, resolve
+from ..data import load_data, normalizer
 from ..data.folder import load_image
-from .checkpoint import resolve
 from .evaluate import confusion_matrix, predict
 from .metrics import pyplot, save_figure
-from .model_io import load_checkpoint
-from .setup import normalizer, resolve_device
+from .setup import resolve_device
 
 
 def _load(path: str, device_name: str):
@@ -30,7 +29,7 @@ def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "au
     model, meta, device, normalize = _load(path, device_name)
     spec = data_spec or meta["config"]["data"]
     data = load_data(spec, meta["image_size"])
-    if data.y_test is None:
+    if data.x_test is None or data.y_test is None:
         raise ValueError(f"--data {spec}: has no test split to evaluate on")
     if (
         data.image_shape != (meta["in_channels"], meta["image_size"], meta["image_size"])

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from ..checkpoints import load_state_dict_file
 from ..data import ImageData, channel_stats, load_data
-from ..models import create_model
+from ..models import create_model, default_input_size
 from ..version import __version__
-from .checkpoint import load_state_dict_file
 from .config import TrainConfig
 
 
@@ -87,10 +87,12 @@ def prepare_data(config: TrainConfig, image_size: int) -> Prepared:
     return Prepared(data, mean, [max(s, 1e-3) for s in std])
 
 
-def model_input_size(name: str) -> int:
-    """The side a model was designed for (224 ImageNet, 32 CIFAR), built on the meta device (free)."""
+def model_input_size(config: TrainConfig) -> int:
+    """The side a model was designed for (224 ImageNet, 32 CIFAR), built on the meta device (free):
+    this also checks the model's name and ``model_args`` before any data is loaded."""
     with torch.device("meta"):
-        return create_model(name).default_input_size[-1]
+        model = create_model(config.model, **config.model_args)
+    return default_input_size(model)[-1]
 
 
 def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
@@ -100,11 +102,12 @@ def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
         num_classes=data.num_classes,
         in_channels=data.image_shape[0],
         norm_layer=None if config.norm == "bn" else config.norm,
+        **config.model_args,
     )
     if config.weights:
         load_pretrained(model, config.weights, log)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return model
 
 
@@ -156,18 +159,6 @@ def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
         )
     model.load_state_dict(state, strict=False)
     log(f"weights: loaded {len(state)} tensors from {path}")
-
-
-def normalizer(mean: list[float], std: list[float], device: torch.device, channels_last: bool = False):
-    """uint8 (N, C, H, W) → float32 normalized per channel, on ``device`` (NHWC if ``channels_last``)."""
-    scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(1, -1, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=device).view(1, -1, 1, 1)
-
-    def normalize(x: Tensor) -> Tensor:
-        x = torch.addcmul(shift, x.to(device, non_blocking=True).float(), scale)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-    return normalize
 
 
 @contextlib.contextmanager

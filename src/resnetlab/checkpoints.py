@@ -1,4 +1,6 @@
-"""Checkpoints that survive a crash: each is a folder ``checkpoints/<iteration>/`` written under a
+"""The checkpoint format, shared by training, the experiments and deployment (none imports another).
+
+Checkpoints that survive a crash: each is a folder ``checkpoints/<iteration>/`` written under a
 temporary name and renamed into place, with ``last`` and ``best`` symlinks swapped by an atomic
 rename. A kill between the folder's rename and the symlink swap leaves ``last`` one behind, so
 resuming takes the newest complete numbered folder, not the symlink. Only safetensors and JSON are
@@ -14,6 +16,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .models import create_model
 
 MODEL, STATE, META = "model.safetensors", "state.safetensors", "state.json"
 
@@ -134,3 +139,31 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"--weights {path}: expected a state_dict (a dict of tensors)")
     return state
+
+
+def model_kwargs(meta: dict) -> dict:
+    """The keyword arguments that rebuild a checkpoint's model: what the run set itself (classes,
+    input channels, norm) and the user's ``model_args``. A checkpoint written before ``model_args``
+    existed has none."""
+    config = meta.get("config", {})
+    norm = config.get("norm", "bn")
+    return {
+        "num_classes": meta["num_classes"],
+        "in_channels": meta["in_channels"],
+        "norm_layer": None if norm == "bn" else norm,
+        **config.get("model_args", {}),
+    }
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """The model of a run folder (its last checkpoint) or checkpoint folder, in eval mode, and its
+    metadata: ``class_names``, ``normalization`` (mean, std), ``image_size``, ``config``, ``iteration``."""
+    model_state, _, meta = read_checkpoint(path, tensors=False)
+    try:
+        model = create_model(meta["model"], **model_kwargs(meta))
+        model.load_state_dict(model_state, strict=True)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"checkpoint {path} does not match its own description ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from None
+    return model.eval(), meta
