@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from .checkpoints import load_checkpoint
 from .inspect import summary
 from .models import (
+    MLPResNet,
     ResNet,
     cifar_resnet,
     create_model,
     list_models,
+    mlp_resnet,
     plain18,
     plain20,
     plain32,
@@ -58,11 +60,13 @@ __all__ = [
     "__version__",
     "BatchNorm1d",
     "BatchNorm2d",
+    "MLPResNet",
     "ResNet",
     "cifar_resnet",
     "create_model",
     "fold_batchnorm",
     "list_models",
+    "mlp_resnet",
     "recalibrate_batchnorm",
     "register_model",
     "summary",

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .models import create_model
+from .models import builder_takes, create_model
 
 MODEL, STATE, META = "model.safetensors", "state.safetensors", "state.json"
 
@@ -141,16 +141,24 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def run_input_size(model: str, shape: tuple[int, ...]) -> dict:
+    """``{"input_size": shape}`` for the models whose size depends on their input (the MLPs), else ``{}``:
+    a run passes its data's shape to them, and loading passes the shape the run recorded."""
+    return {"input_size": tuple(shape)} if builder_takes(model, "input_size") else {}
+
+
 def model_kwargs(meta: dict) -> dict:
     """The keyword arguments that rebuild a checkpoint's model: what the run set itself (classes,
-    input channels, norm) and the user's ``model_args``. A checkpoint written before ``model_args``
-    existed has none."""
+    input channels, norm, input size) and the user's ``model_args``. A checkpoint written before
+    ``model_args`` existed has none."""
     config = meta.get("config", {})
     norm = config.get("norm", "bn")
+    shape = meta.get("input_size") or (meta["in_channels"], meta["image_size"], meta["image_size"])
     return {
         "num_classes": meta["num_classes"],
         "in_channels": meta["in_channels"],
         "norm_layer": None if norm == "bn" else norm,
+        **run_input_size(meta["model"], shape),
         **config.get("model_args", {}),
     }
 

@@ -40,7 +40,7 @@ def cmd_summary(args) -> int:
     import torch
 
     from .inspect import gradient_flow, summary
-    from .models import create_model, default_input_size
+    from .models import builder_takes, create_model, default_input_size
 
     if args.gradient_flow != 0 and args.gradient_flow < 2:
         raise ValueError(
@@ -50,6 +50,8 @@ def cmd_summary(args) -> int:
     if args.gradient_flow:
         torch.manual_seed(0)  # the same initial weights on every call
     kwargs = {**(args.model_args or {}), **({"num_classes": args.num_classes} if args.num_classes else {})}
+    if args.input_size and builder_takes(args.model, "input_size"):  # the MLPs are built for their input
+        kwargs["input_size"] = tuple(args.input_size)
     model = create_model(args.model, **kwargs)
     input_size = tuple(args.input_size) if args.input_size else default_input_size(model)
     print(summary(model, input_size))
@@ -110,10 +112,11 @@ _TRAINING_FLAGS = tuple(
     f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_args", "norm", "data", "out")
 )
 _EXPERIMENT_FLAGS = {
-    "degradation": ("depths", *_TRAINING_FLAGS),
+    "degradation": ("depths", "family", *_TRAINING_FLAGS),
     "gradients": ("depths", "steps", "batch_size", "seed", "threads"),
     "batchnorm": ("lrs", "model", *(k for k in _TRAINING_FLAGS if k != "lr")),
     "cifar-table": ("depths", *_TRAINING_FLAGS),
+    "covariate-shift": ("steps", "batch_size", "lr", "seed", "threads"),
 }
 
 
@@ -153,6 +156,9 @@ def _run_experiment(name: str, experiments, data: str, out: str, options: dict) 
         experiments.run_degradation(out, data=data, **options)
     elif name == "batchnorm":
         experiments.run_batchnorm(out, data=data, **options)
+    elif name == "covariate-shift":
+        threads = options.pop("threads", None)
+        experiments.run_covariate_shift(data, out, experiments.ShiftSetup(**options), threads=threads)
     else:
         experiments.run_cifar_table(out, data=data, **options)
 
@@ -229,18 +235,27 @@ def _experiment_parser(commands) -> None:
         help="run one of the papers' experiments",
         argument_default=argparse.SUPPRESS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The papers' experiments: degradation (plain vs residual through depth),\n"
+        description="The papers' experiments: degradation (plain vs residual through depth, conv or MLP),\n"
         "gradients (per-layer gradient norms), batchnorm (BN and the learning rate),\n"
-        "cifar-table (Table 6). Re-running continues unfinished training runs.",
+        "cifar-table (Table 6), covariate-shift (BN paper Fig. 1). Re-running continues\n"
+        "unfinished training runs.",
         epilog=_experiment_epilog(),
     )
     p.add_argument("name", choices=list(_EXPERIMENT_FLAGS))
     p.add_argument("--data", help=f"{SPECS}, as for train (default: the embedded digits)")
-    p.add_argument("--depths", type=int, nargs="+", metavar="D", help="CIFAR depths 6n+2")
+    p.add_argument(
+        "--depths", type=int, nargs="+", metavar="D", help="depths: 6n+2 for conv nets, even and >= 4 for --family mlp"
+    )
+    p.add_argument("--family", choices=["conv", "mlp"], help="degradation: convolutional ResNets (default) or MLPs")
     p.add_argument(
         "--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)"
     )
-    p.add_argument("--steps", type=int, metavar="K", help="gradients: SGD steps before the second measurement (20)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        metavar="K",
+        help="gradients: SGD steps before the second measurement (20); covariate-shift: training steps (50000)",
+    )
     p.add_argument("--model", help="batchnorm: the network (default resnet20)")
     _add_config_flags(
         p,

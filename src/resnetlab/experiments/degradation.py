@@ -1,5 +1,6 @@
 """The degradation problem (He et al. Sec. 4.1, Fig. 1 and 6): deeper plain nets train worse;
-their residual twins do not. Same recipe and seed for every model."""
+their residual twins do not. Same recipe and seed for every model. ``family="mlp"`` asks the same
+question of fully connected nets (the course notes' residual block)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,33 @@ from pathlib import Path
 from ..train.metrics import pyplot, save_figure
 from .runs import diverged_at, pct, train_run
 
+FAMILIES = {"conv": "", "mlp": "mlp_"}  # family -> model name prefix: resnet56 / mlp_resnet56
 
-def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar", log=print, **fields) -> list[dict]:
-    """Train plain<d> and resnet<d> for every depth into ``out/<model>/``; write
-    ``degradation.png`` (plain | residual panels) and ``report.md``."""
+
+def run_degradation(
+    out: str | Path, depths=(20, 56), recipe: str = "paper-cifar", log=print, family: str = "conv", **fields
+) -> list[dict]:
+    """Train resnet<d> and plain<d> (``family="mlp"``: mlp_resnet<d>, mlp_plain<d>) for every depth into
+    ``out/<model>/``; write ``degradation.png`` (plain | residual panels) and ``report.md``."""
+    if family not in FAMILIES:
+        raise ValueError(f"--family {family}: choose one of {', '.join(FAMILIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for kind in ("plain", "resnet"):
+    results, names = {}, {}
+    for kind in ("resnet", "plain"):
         for depth in depths:
-            name = f"{kind}{depth}"
+            key, name = f"{kind}{depth}", f"{FAMILIES[family]}{kind}{depth}"
             log(f"== {name}")
-            results[name] = train_run(out / name, recipe, log=log, model=name, **fields)
+            results[key] = train_run(out / name, recipe, log=log, model=name, **fields)
+            names[key] = name
     _plot(out / "degradation.png", results, depths)
     rows = []
-    for name, r in results.items():
+    for key, r in results.items():
         last = r["records"][-1] if r["records"] else {}
         rows.append(
             {
-                "model": name,
+                "key": key,
+                "model": names[key],
                 "iterations": last.get("iteration"),
                 "train_error": last.get("train_error"),
                 "test_error": last.get("test_error"),
@@ -54,27 +63,34 @@ def run_degradation(out: str | Path, depths=(20, 56), recipe: str = "paper-cifar
 
 
 def _verdict(rows: list[dict], depths) -> str:
-    """What the numbers show, stated from the measurements (not from the paper)."""
+    """What the numbers show, stated from the measurements (not from the paper): for each kind, whether
+    the deepest net ends above or below the shallowest, in final training error (Fig. 6) and final
+    test error (Table 6), and by how much."""
     diverged = [f"{r['model']} (iteration {r['diverged']})" for r in rows if r["diverged"] is not None]
     if diverged:  # its last numbers are from before it diverged: comparing them would mislead
         return f"Diverged: {', '.join(diverged)}; no comparison (try a lower --lr)."
-    err = {r["model"]: r["train_error"] for r in rows}
+    by_key = {r["key"]: r for r in rows}
     lo, hi = min(depths), max(depths)
-    if any(err.get(f"{k}{d}") is None for k in ("plain", "resnet") for d in (lo, hi)):
+    if any(by_key.get(f"{k}{d}", {}).get("train_error") is None for k in ("plain", "resnet") for d in (lo, hi)):
         return "Some runs have no results yet."
-    plain = "trains worse than" if err[f"plain{hi}"] > err[f"plain{lo}"] else "does not train worse than"
-    res = "no worse than" if err[f"resnet{hi}"] <= err[f"resnet{lo}"] else "worse than"
+    sentences = []
+    for kind in ("plain", "resnet"):
+        deep, shallow = by_key[f"{kind}{hi}"], by_key[f"{kind}{lo}"]
+        parts = []
+        for split in ("train", "test"):
+            a, b = deep[f"{split}_error"], shallow[f"{split}_error"]
+            if a is None or b is None:
+                continue
+            where = "above" if a > b else "below" if a < b else "level with"
+            parts.append(f"{split} error {pct(a)}% vs {pct(b)}%, {where} by {pct(abs(a - b))} points")
+        sentences.append(f"{deep['model']} ends {' ; '.join(parts)} ({shallow['model']})".replace(" ; ", "; "))
     gaps = ", ".join(
-        f"{pct(err[f'plain{d}'] - err[f'resnet{d}'])} points at depth {d}"
+        f"{pct(by_key[f'plain{d}']['train_error'] - by_key[f'resnet{d}']['train_error'])} points at depth {d}"
         for d in depths
-        if err.get(f"plain{d}") is not None and err.get(f"resnet{d}") is not None
+        if by_key.get(f"plain{d}", {}).get("train_error") is not None
+        and by_key.get(f"resnet{d}", {}).get("train_error") is not None
     )
-    return (
-        f"Measured: plain-{hi} {plain} plain-{lo} (final training error {pct(err[f'plain{hi}'])}% vs "
-        f"{pct(err[f'plain{lo}'])}%); resnet-{hi} trains {res} resnet-{lo} "
-        f"({pct(err[f'resnet{hi}'])}% vs {pct(err[f'resnet{lo}'])}%). Plain minus residual training "
-        f"error: {gaps}."
-    )
+    return f"Measured: {'. '.join(sentences)}. Plain minus residual final training error: {gaps}."
 
 
 def _plot(path: Path, results: dict, depths) -> None:

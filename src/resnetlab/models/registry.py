@@ -42,7 +42,7 @@ def check_kwargs(builder: str, kwargs: Mapping[str, Any], valid: Iterable[str], 
 
 def twin_hint(name: str, twin: str | None) -> str:
     """Why ``residual`` is not an argument of ``name``, and which builder has the other setting."""
-    kind, other = ("residual", "plain") if name.startswith("resnet") else ("plain", "residual")
+    kind, other = ("residual", "plain") if "resnet" in name else ("plain", "residual")
     if twin is None:
         return f"{name} is {kind}; it has no {other} twin (build ResNet(..., residual=...) directly)"
     return f"{name} is {kind}; its {other} twin is {twin}()"
@@ -73,6 +73,23 @@ def list_models() -> list[str]:
     return sorted(_MODELS, key=key)
 
 
+def _builder(name: str) -> Callable[..., nn.Module]:
+    builder = _MODELS.get(name)
+    for resolve in _FAMILIES:
+        if builder is not None:
+            break
+        builder = resolve(name)  # raises ValueError for a name of its form that is invalid
+    if builder is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, or {'; '.join(_FORMS)}")
+    return builder
+
+
+def builder_takes(name: str, arg: str) -> bool:
+    """Whether the builder of ``name`` declares the keyword ``arg`` (e.g. ``input_size``, which a run
+    passes from its data to the models that need it)."""
+    return arg in inspect.signature(_builder(name)).parameters
+
+
 def default_input_size(model: nn.Module) -> tuple[int, int, int]:
     """The (C, H, W) input a registered model was designed for (its ``default_input_size``)."""
     c, h, w = vars(model)["default_input_size"]
@@ -81,11 +98,4 @@ def default_input_size(model: nn.Module) -> tuple[int, int, int]:
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model by name, e.g. ``create_model("resnet50", num_classes=10)``."""
-    builder = _MODELS.get(name)
-    for resolve in _FAMILIES:
-        if builder is not None:
-            break
-        builder = resolve(name)  # raises ValueError for a name of its form that is invalid
-    if builder is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, or {'; '.join(_FORMS)}")
-    return builder(**kwargs)
+    return _builder(name)(**kwargs)

@@ -1,6 +1,15 @@
 """Layers: batch normalization from its paper and the residual blocks built on it."""
 
-from .blocks import ACTIVATIONS, SHORTCUTS, BasicBlock, Bottleneck, ShortcutA, make_shortcut
+from .blocks import (
+    ACTIVATIONS,
+    SHORTCUTS,
+    BasicBlock,
+    Bottleneck,
+    LinearBlock,
+    LinearShortcutA,
+    ShortcutA,
+    make_shortcut,
+)
 from .norm import (
     BATCHNORM_TYPES,
     NORM_LAYERS,
@@ -22,6 +31,8 @@ __all__ = [
     "BatchNorm2d",
     "BatchNormFunction",
     "Bottleneck",
+    "LinearBlock",
+    "LinearShortcutA",
     "ShortcutA",
     "fold_batchnorm",
     "get_norm",

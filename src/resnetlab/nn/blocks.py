@@ -26,9 +26,10 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def make_norm(norm_layer: NormLayer, channels: int) -> nn.Module:
-    """``norm_layer`` resolved through the one norm seam; ``nn.Identity`` when normalization is off."""
-    norm = get_norm(norm_layer)
+def make_norm(norm_layer: NormLayer, channels: int, dim: int = 2) -> nn.Module:
+    """``norm_layer`` resolved through the one norm seam (``dim`` 2 after a convolution, 1 after a
+    linear layer); ``nn.Identity`` when normalization is off."""
+    norm = get_norm(norm_layer, dim)
     return norm(channels) if norm is not None else nn.Identity()
 
 
@@ -168,3 +169,65 @@ class Bottleneck(_Residual):
         out = self.act(self.bn1(self.conv1(x)))
         out = self.act(self.bn2(self.conv2(out)))
         return self._join(self.bn3(self.conv3(out)), x)
+
+
+class LinearShortcutA(nn.Module):
+    """Option A for features: a[l] zero-padded to the new size (the notes' fixed W_s). Parameter-free."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        if out_features < in_features:
+            raise ValueError(f"option A shortcut cannot reduce features ({in_features} -> {out_features})")
+        self.pad = out_features - in_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, (0, self.pad))
+
+    def extra_repr(self) -> str:
+        return f"pad_features={self.pad}"
+
+
+class LinearBlock(_Residual):
+    """The fully connected residual block of the course notes:
+
+    z[l+1] = W[l+1]·a[l] + b[l+1],  a[l+1] = g(z[l+1]),  z[l+2] = W[l+2]·a[l+1] + b[l+2],
+    a[l+2] = g(z[l+2] + W_s·a[l]),
+
+    each z followed by batch norm unless ``norm_layer="none"`` (then the linear layers keep their bias
+    b, as in the formulas; with BN, β replaces it). W_s is the identity when the sizes agree, else
+    ``shortcut`` "A" zero-pads a[l], "B" learns W_s (linear + norm); "C" learns it on every block.
+    ``residual=False`` is the plain twin: a[l+2] = g(z[l+2]).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        residual: bool = True,
+        shortcut: str = "B",
+        norm_layer: NormLayer = None,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"unknown shortcut {shortcut!r}; choose one of {list(SHORTCUTS)} (the paper's options)")
+        self.residual = residual
+        bias = get_norm(norm_layer, 1) is None
+        self.fc1 = nn.Linear(in_features, out_features, bias=bias)
+        self.bn1 = make_norm(norm_layer, out_features, dim=1)
+        self.fc2 = nn.Linear(out_features, out_features, bias=bias)
+        self.bn2 = make_norm(norm_layer, out_features, dim=1)
+        self.act = make_activation(activation)
+        changes = in_features != out_features
+        self.downsample = None
+        if residual and shortcut == "A" and changes:
+            self.downsample = LinearShortcutA(in_features, out_features)
+        elif residual and (shortcut == "C" or (shortcut == "B" and changes)):
+            self.downsample = nn.Sequential(
+                nn.Linear(in_features, out_features, bias=bias), make_norm(norm_layer, out_features, dim=1)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.bn1(self.fc1(x)))
+        return self._join(self.bn2(self.fc2(out)), x)

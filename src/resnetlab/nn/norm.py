@@ -266,28 +266,37 @@ class BatchNorm2d(_BatchNorm):
 
 
 BATCHNORM_TYPES = (_BatchNorm, nn.modules.batchnorm._BatchNorm)
-BatchNorm = _BatchNorm | nn.modules.batchnorm._BatchNorm
 """Both this project's and PyTorch's batch norm; used by recalibration, folding and summaries."""
+BatchNorm = _BatchNorm | nn.modules.batchnorm._BatchNorm
 
 NormLayer = str | Callable[[int], nn.Module] | None
 """What every ``norm_layer`` argument takes: a name from ``NORM_LAYERS``, ``None`` or a callable."""
 
-NORM_LAYERS: dict[str, Callable[[int], nn.Module] | None] = {"bn": BatchNorm2d, "torch": nn.BatchNorm2d, "none": None}
+# name -> (the layer after a convolution, the layer after a linear layer)
+NORM_LAYERS: dict[str, tuple[Callable[[int], nn.Module], Callable[[int], nn.Module]] | None] = {
+    "bn": (BatchNorm2d, BatchNorm1d),
+    "torch": (nn.BatchNorm2d, nn.BatchNorm1d),
+    "none": None,
+}
 
 
-def get_norm(norm: NormLayer) -> Callable[[int], nn.Module] | None:
+def get_norm(norm: NormLayer, dim: int = 2) -> Callable[[int], nn.Module] | None:
     """The one seam for normalization: a name from ``NORM_LAYERS``, ``None`` (this project's BN,
     as ``None`` means BatchNorm2d in torchvision) or a callable ``norm(num_channels) -> Module``.
-    Returns ``None`` when normalization is off."""
+    ``dim`` picks the form of a name: 2 after convolutions (BatchNorm2d), 1 after linear layers
+    (BatchNorm1d). Returns ``None`` when normalization is off."""
+    if dim not in (1, 2):
+        raise ValueError(f"get_norm: dim must be 1 (after linear layers) or 2 (after convolutions), got {dim!r}")
     if norm is None:
-        return BatchNorm2d
+        norm = "bn"
     if isinstance(norm, str):
         if norm not in NORM_LAYERS:
             raise ValueError(
                 f"unknown norm_layer {norm!r}; choose one of {sorted(NORM_LAYERS)}, None, "
                 f"or a callable taking the number of channels"
             )
-        return NORM_LAYERS[norm]
+        forms = NORM_LAYERS[norm]
+        return None if forms is None else forms[2 - dim]
     if callable(norm):
         return norm
     raise TypeError(f"norm_layer must be a name, None or a callable, got {type(norm).__name__}")

@@ -1,7 +1,8 @@
 """Algorithm 2 of Ioffe & Szegedy (2015): population statistics for inference, then folding.
 
 ``recalibrate_batchnorm`` recomputes E[x] and Var[x] over chosen batches (lines 8–10);
-``fold_batchnorm`` merges each BN's inference transform into the convolution before it (line 11).
+``fold_batchnorm`` merges each BN's inference transform into the convolution or linear layer before it
+(line 11).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class _ConvBNTracer(torch.fx.Tracer):
 
 
 def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
-    """(conv name, bn name) for every BN whose only input is a conv that feeds nothing else."""
+    """(conv or linear name, bn name) for every BN whose only input is a conv or linear layer that feeds
+    nothing else."""
     try:
         graph = _ConvBNTracer().trace(model)
     except Exception as e:  # the model has data-dependent control flow
@@ -86,14 +88,14 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
             isinstance(src, torch.fx.Node)
             and src.op == "call_module"
             and len(src.users) == 1
-            and isinstance(modules[src.target], nn.Conv2d)
+            and isinstance(modules[src.target], (nn.Conv2d, nn.Linear))
         ):
             pairs.append((str(src.target), str(node.target)))
     return pairs
 
 
 @torch.no_grad()
-def _fold_into(conv: nn.Conv2d, bn: BatchNorm) -> None:
+def _fold_into(conv: nn.Conv2d | nn.Linear, bn: BatchNorm) -> None:
     # y = γ/√(Var+ε)·(W∗x + b) + (β − γE[x]/√(Var+ε))  →  W' = s·W, b' = s·(b − E[x]) + β
     mean, var = bn.running_mean, bn.running_var
     assert mean is not None and var is not None  # only BNs with population statistics are folded
@@ -104,7 +106,7 @@ def _fold_into(conv: nn.Conv2d, bn: BatchNorm) -> None:
     bias = (bias - mean) * scale
     if bn.bias is not None:
         bias = bias + bn.bias
-    conv.weight.mul_(scale.view(-1, 1, 1, 1).to(conv.weight.dtype))
+    conv.weight.mul_(scale.view(-1, *[1] * (conv.weight.dim() - 1)).to(conv.weight.dtype))
     conv.bias = nn.Parameter(bias.to(conv.weight.dtype))
 
 
@@ -114,7 +116,7 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with every BN that follows a convolution folded into it
+    """A copy of ``model`` in eval mode with every BN that follows a convolution or linear layer folded into it
     (Algorithm 2, line 11); the folded BN becomes ``nn.Identity``. Other BNs stay as they are."""
     folded = copy.deepcopy(model).eval()
     modules = dict(folded.named_modules())

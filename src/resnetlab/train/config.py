@@ -23,7 +23,12 @@ from ..data.sources import SPECS
 EXECUTION = ("device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints", "out")
 
 # Model arguments every run sets itself from its data and --norm; --model-arg may not set them.
-RUN_MODEL_ARGS = {"num_classes": "the data's class count", "in_channels": "the data's channels", "norm_layer": "--norm"}
+RUN_MODEL_ARGS = {
+    "num_classes": "the data's class count",
+    "in_channels": "the data's channels",
+    "norm_layer": "--norm",
+    "input_size": "the data's image shape",
+}
 
 # Recipes: named starting points; any field can be overridden after them.
 RECIPES: dict[str, dict] = {

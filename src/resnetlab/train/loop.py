@@ -335,6 +335,7 @@ class _Run:
             "num_classes": data.num_classes,
             "in_channels": data.image_shape[0],
             "image_size": data.image_shape[-1],
+            "input_size": list(data.image_shape),
             "class_names": list(data.class_names),
             "normalization": {"mean": self.prep.mean, "std": self.prep.std},
         }

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import load_state_dict_file
+from ..checkpoints import load_state_dict_file, run_input_size
 from ..data import ImageData, channel_stats, load_data
 from ..models import create_model, default_input_size
 from ..version import __version__
@@ -102,6 +102,7 @@ def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
         num_classes=data.num_classes,
         in_channels=data.image_shape[0],
         norm_layer=None if config.norm == "bn" else config.norm,
+        **run_input_size(config.model, data.image_shape),
         **config.model_args,
     )
     if config.weights:
