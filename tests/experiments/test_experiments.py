@@ -4,6 +4,8 @@ import csv
 import json
 from contextlib import contextmanager
 
+import pytest
+
 import resnetlab.train.loop as loop_module
 from resnetlab.cli import main
 from resnetlab.experiments import GradientSetup, run_degradation, run_gradients
@@ -251,3 +253,42 @@ def test_diverged_run_is_named_and_not_compared(tiny_npz, tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert f"| plain8 (diverged at iteration {diverged['plain8']}) |" in report
     assert "Diverged: " in report and "Measured:" not in report
+
+
+def test_degradation_of_mlps(tiny_npz, tmp_path):
+    out = tmp_path / "deg-mlp"
+    argv = ["experiment", "degradation", "--family", "mlp", "--data", f"npz:{tiny_npz}", "--depths", "4", "8"]
+    assert main([*argv, "--out", str(out), *TINY]) == 0
+    for model in ("mlp_plain4", "mlp_plain8", "mlp_resnet4", "mlp_resnet8"):
+        assert json.loads((out / model / "metrics.json").read_text())[-1]["iteration"] == 12
+    report = (out / "report.md").read_text()
+    assert "| mlp_resnet8 | 12 |" in report and "Measured: mlp_plain8 ends" in report
+    assert main([*argv[:-2], "5", "--out", str(tmp_path / "bad"), *TINY]) == 1  # an odd depth: the rule, one line
+
+
+def test_covariate_shift_percentiles_are_the_forwards(tmp_path):
+    """The recorded percentiles are those of the input the last sigmoid receives in the model's own
+    forward pass (recomputed here without hooks), and the outputs exist."""
+    import torch
+
+    from resnetlab.data import channel_stats, load_data, normalizer
+    from resnetlab.experiments import ShiftSetup, run_covariate_shift
+
+    setup = ShiftSetup(steps=30, eval_every=10, batch_size=32)
+    result = run_covariate_shift("default", tmp_path, setup, log=lambda *_: None, threads=1)
+    with open(tmp_path / "covariate-shift.csv") as f:
+        saved = list(csv.DictReader(f))
+    assert [(r["norm"], int(r["step"])) for r in saved] == [(n, s) for n in ("none", "bn") for s in (0, 10, 20, 30)]
+    assert (tmp_path / "covariate-shift.png").stat().st_size > 10_000 and "Measured:" in (
+        tmp_path / "report.md"
+    ).read_text()
+    data = load_data("default")
+    x = normalizer(*channel_stats(data.x_train), torch.device("cpu"))(data.x_test)
+    for norm, model in result["models"].items():
+        with torch.no_grad():
+            z = model.eval()[:-2](x)[:, setup.unit]  # everything before the last sigmoid
+        last = next(r for r in reversed(saved) if r["norm"] == norm)
+        expected = torch.quantile(z, torch.tensor([0.15, 0.5, 0.85])).tolist()
+        assert [float(last[p]) for p in ("p15", "p50", "p85")] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+        accuracy = (model(x).argmax(1) == data.y_test).float().mean().item()
+        assert float(last["test_accuracy"]) == pytest.approx(accuracy)
