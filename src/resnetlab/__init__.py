@@ -42,13 +42,14 @@ from .nn import BatchNorm1d, BatchNorm2d, fold_batchnorm, recalibrate_batchnorm
 from .version import __version__
 
 if TYPE_CHECKING:
+    from .deploy import Predictor
     from .train import TrainConfig, fit, make_config
 
-_LAZY = {"TrainConfig": "train", "fit": "train", "make_config": "train"}
+_LAZY = {"TrainConfig": "train", "fit": "train", "make_config": "train", "Predictor": "deploy"}
 
 
 def __getattr__(name: str) -> Any:
-    """Training names, imported when first used (PEP 562)."""
+    """Training and deployment names, imported when first used (PEP 562)."""
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
@@ -61,6 +62,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "MLPResNet",
+    "Predictor",
     "ResNet",
     "cifar_resnet",
     "create_model",

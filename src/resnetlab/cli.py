@@ -10,6 +10,8 @@ import textwrap
 import typing
 
 from .data.sources import SPECS
+from .deploy.formats import FORMATS
+from .deploy.runtimes import PRECISIONS, RUNTIMES
 from .models import model_forms
 from .train.config import TrainConfig
 from .version import __version__
@@ -100,9 +102,46 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .train.report import predict_images
+    from pathlib import Path
 
-    predict_images(args.checkpoint, args.images, args.top, args.device)
+    import numpy as np
+
+    from .data.folder import EXTENSIONS
+    from .deploy import Predictor
+
+    predictor = Predictor.load(args.path, args.runtime, args.precision, args.threads, args.device, args.batch_size)
+    print(f"resnetlab: runtime {predictor.runtime.name} ({predictor.why}), {args.precision}", file=sys.stderr)
+    files: list[Path] = []
+    for name in args.images:  # a folder is walked for image files; a file is taken as given
+        path = Path(name)
+        walked = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS) if path.is_dir() else [path]
+        files += walked
+    ready, pixels, skipped = [], [], 0
+    for path in files:
+        try:
+            pixels.append(predictor.prepare(path))
+            ready.append(path)
+        except ValueError as e:
+            print(f"resnetlab: skipped {e}", file=sys.stderr)
+            skipped += 1
+    results = predictor.top(predictor.logits(np.stack(pixels)), args.top) if pixels else []
+    for path, top in zip(ready, results):
+        if args.json:
+            top_json = [{"class": name, "probability": p} for name, p in top]
+            print(json.dumps({"file": str(path), "top": top_json}))
+        else:
+            print(path)
+            for name, p in top:
+                print(f"  {100 * p:6.2f}%  {name}")
+    if not files:
+        print("resnetlab: error: no image files found in the folders given", file=sys.stderr)
+    return 1 if skipped or not files else 0
+
+
+def cmd_export(args) -> int:
+    from .deploy import export
+
+    export(args.source, args.format, args.out, args.precision, args.calibration, args.calibration_images, args.opset)
     return 0
 
 
@@ -333,14 +372,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_eval)
 
-    p = commands.add_parser("predict", help="classify images", description="Top classes with probabilities.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = commands.add_parser(
+        "predict",
+        help="classify images",
+        description="Top classes with probabilities, from a run folder, a checkpoint or an exported file "
+        "(.onnx, .xml, .pt). Unreadable images are reported and skipped (exit status 1).",
+    )
+    p.add_argument("path", metavar="RUN_OR_MODEL", help="run folder, checkpoint, or a file from 'resnetlab export'")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders to walk")
+    p.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="default auto: by the file's "
+                   "kind; for a run: openvino if installed, else onnxruntime, else torch")  # fmt: skip
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (asked of every runtime "
+                   "explicitly) or bf16 (openvino, torch)")  # fmt: skip
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the runtime (default: its own choice)")
+    p.add_argument("--json", action="store_true", help='one line per image: {"file": ..., "top": [{"class": '
+                   '..., "probability": ...}, ...]}')  # fmt: skip
     p.add_argument(
-        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available"
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="torch runtime: default auto (CUDA when available)",
     )
     p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser(
+        "export",
+        help="export a trained model for inference",
+        description="Write a run's model with every batch norm folded into the layer before it, a dynamic batch "
+        "axis and its preprocessing and labels inside the file; then run the file and compare it with PyTorch.",
+    )
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="onnx (.onnx), openvino (.xml + .bin) "
+                   "or torchscript (.pt)")  # fmt: skip
+    p.add_argument("--out", required=True, metavar="PATH", help="the file to write, with the format's suffix")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="int8: post-training static "
+                   "quantization (onnx, openvino)")  # fmt: skip
+    p.add_argument("--calibration", metavar="DATA", help=f"int8 calibration images: {SPECS} (default: the run's data)")
+    p.add_argument("--calibration-images", type=int, default=300, metavar="N", help="training images that "
+                   "calibrate int8 (default 300)")  # fmt: skip
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default: the exporter's, 20)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -18,13 +18,19 @@ def load_image(path: Path, size: int) -> np.ndarray:
     """RGB, shorter side resized to ``size``, centre-cropped to size×size (torchvision's
     Resize + CenterCrop)."""
     with Image.open(path) as f:
-        im = f.convert("RGB")
-        w, h = im.size
-        scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+        return fit_image(f, size)
+
+
+def fit_image(image: Image.Image, size: int) -> np.ndarray:
+    """A PIL image of any mode as RGB uint8 (size, size, 3): shorter side resized to ``size``, then
+    centre-cropped (torchvision's Resize + CenterCrop)."""
+    im = image.convert("RGB")
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _scan(root: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

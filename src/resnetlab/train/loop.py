@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .. import checkpoints as ckpt
 from ..data import EpochLoader, normalizer
+from ..hardware import resolve_device
 from .config import TrainConfig, saved_value
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
@@ -29,7 +30,6 @@ from .setup import (
     model_input_size,
     prepare_data,
     provenance,
-    resolve_device,
     training_forward,
     write_json,
 )

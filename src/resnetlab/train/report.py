@@ -6,14 +6,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..checkpoints import load_checkpoint, resolve
 from ..data import load_data, normalizer
-from ..data.folder import load_image
+from ..hardware import resolve_device
 from .evaluate import confusion_matrix, predict
 from .metrics import pyplot, save_figure
-from .setup import resolve_device
 
 
 def _load(path: str, device_name: str):
@@ -94,32 +92,3 @@ def _plot_confusion(path: Path, cm: np.ndarray, names: list[str], error: float) 
     ax.set_title(f"test error {100 * error:.2f}%")
     fig.tight_layout()
     save_figure(fig, path)
-
-
-def predict_images(
-    path: str, images: list[str], top: int = 5, device_name: str = "auto"
-) -> list[list[tuple[str, float]]]:
-    """The ``top`` classes and probabilities for each image file."""
-    model, meta, device, normalize = _load(path, device_name)
-    size, channels, names = meta["image_size"], meta["in_channels"], meta["class_names"]
-    batch = []
-    for image in images:
-        if not Path(image).is_file():
-            raise ValueError(f"{image}: no such image file")
-        try:
-            pixels = load_image(Path(image), size)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{image}: not a readable image ({type(e).__name__})") from None
-        if channels == 1:
-            pixels = pixels.mean(axis=2, keepdims=True).round().astype(np.uint8)
-        batch.append(torch.from_numpy(pixels).permute(2, 0, 1))
-    probs = predict(model, torch.stack(batch), normalize, device).softmax(1)
-    k = min(top, len(names))
-    results = []
-    for image, p in zip(images, probs):
-        values, indices = p.topk(k)
-        results.append([(names[i], v) for i, v in zip(indices.tolist(), values.tolist())])
-        print(image)
-        for name, v in results[-1]:
-            print(f"  {100 * v:6.2f}%  {name}")
-    return results

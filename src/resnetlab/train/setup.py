@@ -16,27 +16,10 @@ from torch import nn
 
 from ..checkpoints import load_state_dict_file, run_input_size
 from ..data import ImageData, channel_stats, load_data
+from ..hardware import cpu_name
 from ..models import create_model, default_input_size
 from ..version import __version__
 from .config import TrainConfig
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu or auto")
-    return torch.device(name)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def provenance(device: torch.device) -> dict:

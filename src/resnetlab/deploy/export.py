@@ -1,0 +1,191 @@
+"""Export a trained run for inference: batch norm folded into the layer before it (Algorithm 2,
+line 11), a dynamic batch axis, the preprocessing and labels inside the file, and a self-check of
+the written file in its own runtime against the PyTorch model."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoints import load_checkpoint
+from ..data import load_data, normalizer
+from ..hardware import has_vnni
+from ..nn import fold_batchnorm
+from .formats import FORMATS, set_onnx_info, to_onnx
+from .info import KEY, DeployInfo
+from .predictor import load_runtime
+
+CHECK_IMAGES = 64  # images the self-check runs through both models
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    files: list[Path]
+    max_abs_diff: float  # largest |logit difference| against the PyTorch eval-mode model
+    top1_agreement: float  # fraction of check images with the same top class
+    check_data: str  # what the check ran on
+    accuracy: dict[str, float] | None = None  # int8: held-out accuracy of fp32 and of the export, and the count
+
+
+def _images(spec: str | None, info: DeployInfo, n: int, split: str) -> tuple[np.ndarray, str] | None:
+    """Up to ``n`` uint8 images of ``split`` ("train" or "test") from the data ``spec``, or None when it
+    cannot be read here (a run trained elsewhere)."""
+    if spec is None:
+        return None
+    try:
+        data = load_data(spec, info.input_size[-1])
+    except (ValueError, OSError):
+        return None
+    x = data.x_train if split == "train" else data.x_test
+    if x is None or tuple(x.shape[1:]) != info.input_size:
+        return None
+    return x[:n].numpy(), f"{min(n, len(x))} {split} images of {spec}"
+
+
+def _normalize(x: np.ndarray, info: DeployInfo) -> np.ndarray:
+    return normalizer(info.mean, info.std, torch.device("cpu"))(torch.from_numpy(x)).numpy()
+
+
+def _quantize(fp32: Path, out: Path, calibration: np.ndarray, info: DeployInfo) -> None:
+    """Post-training static int8 quantization with ONNX Runtime's quantizer, QDQ format, per-channel
+    weights, min-max calibration. Without VNNI, weights use 7 bits (``reduce_range``) so that the u8×s8
+    products summed in 16 bits cannot saturate."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = [{"input": _normalize(calibration[i : i + 32], info)} for i in range(0, len(calibration), 32)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    prepared = out.with_name(f".{out.stem}.pre.onnx")  # shapes inferred and graph optimized, as ORT advises
+    quant_pre_process(str(fp32), str(prepared))
+    try:
+        quantize_static(
+            str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            reduce_range=not has_vnni(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        )  # fmt: skip
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def export(
+    source: str | Path,
+    fmt: str,
+    out: str | Path,
+    precision: str = "fp32",
+    calibration: str | None = None,
+    calibration_images: int = 300,
+    opset: int | None = None,
+    log=print,
+) -> ExportReport:
+    """Write the model of ``source`` (a run folder or checkpoint) as ``fmt`` to ``out``, check it, and
+    return what the check measured. A failed check removes every file written."""
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.suffix != FORMATS[fmt]:
+        raise ValueError(f"--out {out}: a {fmt} file must end in {FORMATS[fmt]}")
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"--precision {precision}: choose fp32 or int8")
+    if precision == "int8" and fmt == "torchscript":
+        raise ValueError("--precision int8 is made with ONNX Runtime's quantizer: export to onnx or openvino")
+    if calibration_images < 1:
+        raise ValueError(f"--calibration-images {calibration_images}: give at least 1")
+    model, meta = load_checkpoint(source)
+    info = replace(DeployInfo.from_checkpoint(meta, source), precision=precision)
+    folded = fold_batchnorm(model)
+    own_data = meta.get("config", {}).get("data")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = [out] + ([out.with_suffix(".bin")] if fmt == "openvino" else [])
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if fmt == "torchscript":
+                torch.jit.save(torch.jit.script(folded), str(out), _extra_files={f"{KEY}.json": info.to_json()})
+            else:
+                onnx_path = out if fmt == "onnx" and precision == "fp32" else Path(tmp) / "model.onnx"
+                to_onnx(folded, info.input_size, onnx_path, opset)
+                if precision == "int8":
+                    found = _images(calibration or own_data, info, calibration_images, "train")
+                    if found is None:
+                        raise ValueError(
+                            f"--precision int8 needs calibration images: --calibration {calibration or own_data} "
+                            "cannot be read here; give --calibration DATA"
+                        )
+                    log(f"calibrating int8 on {found[1]}")
+                    quantized = out if fmt == "onnx" else Path(tmp) / "int8.onnx"
+                    _quantize(onnx_path, quantized, found[0], info)
+                    onnx_path = quantized
+                set_onnx_info(onnx_path, info)
+                if fmt == "openvino":
+                    import openvino as ov
+
+                    ov_model = ov.convert_model(str(onnx_path))
+                    ov_model.set_rt_info(info.to_json(), [KEY])
+                    ov.save_model(ov_model, str(out), compress_to_fp16=False)  # it would halve fp32 weights
+        report = _check(out, model, info, own_data)  # fp32 beyond rtol 1e-4, atol 1e-5 raises
+        log(f"wrote {', '.join(map(str, written))}; check on {report.check_data}: max |logit difference| "
+            f"{report.max_abs_diff:.3g}, top-1 agreement {100 * report.top1_agreement:.2f}%")  # fmt: skip
+        if precision == "int8":
+            heldout = _images(own_data, info, 10**9, "test")
+            if heldout is not None:
+                report = replace(report, accuracy=_accuracy(out, model, info, heldout[0], own_data))
+                acc = report.accuracy or {}
+                log(f"held-out accuracy on {heldout[1]}: fp32 {100 * acc['fp32']:.2f}%, int8 {100 * acc['int8']:.2f}% "
+                    f"(cost {100 * (acc['fp32'] - acc['int8']):.2f} points; not the calibration images)")  # fmt: skip
+            else:
+                log("no held-out test split readable here: the int8 accuracy cost is not measured")
+        return replace(report, files=written)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _reference(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(x)).numpy()
+
+
+def _check(out: Path, model: nn.Module, info: DeployInfo, data_spec: str | None) -> ExportReport:
+    """Run the written file in its runtime (fp32 asked explicitly) beside the PyTorch eval-mode model."""
+    found = _images(data_spec, info, CHECK_IMAGES, "test") or _images(data_spec, info, CHECK_IMAGES, "train")
+    if found is None:
+        rng = np.random.default_rng(0)
+        found = rng.integers(0, 256, (CHECK_IMAGES, *info.input_size), dtype=np.uint8), "random images"
+    x = _normalize(found[0], info)
+    runtime = load_runtime(out, "auto", "fp32", threads=None)
+    got, expected = runtime.run(x), _reference(model, x)
+    report = ExportReport([out], float(np.abs(got - expected).max()),
+                          float((got.argmax(1) == expected.argmax(1)).mean()), found[1])  # fmt: skip
+    if info.precision == "fp32":
+        try:
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        except AssertionError:
+            raise ValueError(
+                f"{out}: the exported model's logits differ from PyTorch's beyond rtol 1e-4, atol 1e-5 (max "
+                f"{report.max_abs_diff:.3g}); nothing was kept"
+            ) from None
+    return report
+
+
+def _accuracy(out: Path, model: nn.Module, info: DeployInfo, x: np.ndarray, spec: str | None) -> dict:
+    data = load_data(spec or "", info.input_size[-1])
+    assert data.y_test is not None
+    y = data.y_test[: len(x)].numpy()
+    runtime = load_runtime(out, "auto", "fp32", threads=None)
+    int8 = np.concatenate([runtime.run(_normalize(x[i : i + 250], info)).argmax(1) for i in range(0, len(x), 250)])
+    fp32 = np.concatenate(
+        [_reference(model, _normalize(x[i : i + 250], info)).argmax(1) for i in range(0, len(x), 250)]
+    )
+    return {"fp32": float((fp32 == y).mean()), "int8": float((int8 == y).mean()), "images": len(y)}

@@ -1,0 +1,51 @@
+"""What a deployed model needs besides its weights: the preprocessing, the labels and where it came
+from. Carried inside every exported file (ONNX ``metadata_props``, OpenVINO ``rt_info``, TorchScript
+extra files), so the file alone predicts correctly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+KEY = "resnetlab"  # the metadata key in every format
+
+
+@dataclass(frozen=True)
+class DeployInfo:
+    model: str  # registry name, e.g. "resnet20"
+    input_size: tuple[int, int, int]  # (C, H, W) the network takes
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale: x = (pixels/255 − mean)/std
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    precision: str = "fp32"  # of the exported weights: fp32 | int8
+    provenance: dict[str, Any] = field(default_factory=dict)  # run folder, iteration, commit, versions
+
+    @classmethod
+    def from_checkpoint(cls, meta: dict, source: str | Path) -> DeployInfo:
+        c, h, w = meta.get("input_size") or (meta["in_channels"], meta["image_size"], meta["image_size"])
+        norm = meta["normalization"]
+        config = meta.get("config", {})
+        provenance = {
+            "checkpoint": str(source),
+            "iteration": meta.get("iteration"),
+            "data": config.get("data"),
+            "recipe": config.get("recipe"),
+            "model_args": config.get("model_args", {}),
+        }
+        return cls(meta["model"], (c, h, w), tuple(norm["mean"]), tuple(norm["std"]), tuple(meta["class_names"]),
+                   provenance=provenance)  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> DeployInfo:
+        try:
+            d = json.loads(text)
+            c, h, w = d.pop("input_size")
+            return cls(**{**d, "input_size": (c, h, w), "mean": tuple(d["mean"]), "std": tuple(d["std"]),
+                          "class_names": tuple(d["class_names"])})  # fmt: skip
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{where}: its resnetlab metadata is unreadable ({type(e).__name__}: {e})") from None

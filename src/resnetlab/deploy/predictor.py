@@ -1,0 +1,180 @@
+"""``Predictor``: top-k classes for images, from a run folder, a checkpoint or an exported file, on
+the fastest runtime installed, with exactly the preprocessing the model was trained with."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..checkpoints import load_checkpoint
+from ..data.folder import fit_image
+from ..hardware import resolve_device
+from ..nn import fold_batchnorm
+from .formats import read_info, to_onnx
+from .info import DeployInfo
+from .runtimes import PRECISIONS, RUNTIMES, OnnxRuntime, OpenVINORuntime, TorchRuntime, installed, require
+
+_BY_SUFFIX = {".xml": "openvino", ".onnx": "onnxruntime", ".pt": "torch"}
+
+
+class Runtime(Protocol):
+    name: str
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def choose_runtime(path: str | Path, runtime: str = "auto") -> tuple[str, str]:
+    """(runtime, why) by one rule: ``.xml`` → OpenVINO, ``.onnx`` → ONNX Runtime, ``.pt`` → torch; a run
+    folder or checkpoint → OpenVINO if installed, else ONNX Runtime, else torch."""
+    suffix = Path(path).suffix
+    if runtime != "auto":
+        require(runtime)
+        if suffix in _BY_SUFFIX and _BY_SUFFIX[suffix] != runtime:
+            raise ValueError(f"{path}: a {suffix} file runs on {_BY_SUFFIX[suffix]}, not --runtime {runtime}")
+        return runtime, "asked for"
+    if suffix in _BY_SUFFIX:
+        require(_BY_SUFFIX[suffix])
+        return _BY_SUFFIX[suffix], f"a {suffix} file"
+    for name in ("openvino", "onnxruntime"):
+        if installed(name):
+            return name, "the fastest runtime installed"
+    return "torch", "neither openvino nor onnxruntime is installed (pip install 'resnetlab[deploy]')"
+
+
+def load_runtime(
+    path: str | Path, runtime: str = "auto", precision: str = "fp32", threads: int | None = None, device: str = "cpu"
+) -> Runtime:
+    return _load(Path(path), runtime, precision, threads, device)[0]
+
+
+def _load(
+    path: Path, runtime: str, precision: str, threads: int | None, device: str
+) -> tuple[Runtime, DeployInfo, str]:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or run folder")
+    name, why = choose_runtime(path, runtime)
+    if threads:
+        torch.set_num_threads(threads)
+    if path.suffix in _BY_SUFFIX:  # an exported file: weights, preprocessing and labels inside
+        info = read_info(path)
+        if name == "torch":
+            return (
+                TorchRuntime(torch.jit.load(str(path), map_location="cpu"), precision, resolve_device(device)),
+                info,
+                why,
+            )
+        if name == "onnxruntime":
+            return OnnxRuntime(path, precision, threads), info, why
+        return OpenVINORuntime(path, precision, threads), info, why
+    model, meta = load_checkpoint(path)  # a run folder or checkpoint: folded here, in memory
+    info = DeployInfo.from_checkpoint(meta, path)
+    folded = fold_batchnorm(model)
+    if name == "torch":
+        return TorchRuntime(folded, precision, resolve_device(device)), info, why
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        to_onnx(folded, info.input_size, onnx_path)
+        if name == "onnxruntime":
+            return OnnxRuntime(onnx_path.read_bytes(), precision, threads), info, why
+        import openvino as ov
+
+        return OpenVINORuntime(ov.Core().read_model(str(onnx_path)), precision, threads), info, why
+
+
+@dataclass
+class Predictor:
+    """``Predictor.load(path).predict(images, top_k=5)`` → per image, [(class name, probability), ...]."""
+
+    runtime: Runtime
+    info: DeployInfo
+    batch_size: int = 64
+    why: str = ""  # why this runtime was chosen
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        runtime: str = "auto",
+        precision: str = "fp32",
+        threads: int | None = None,
+        device: str = "cpu",
+        batch_size: int = 64,
+    ) -> Predictor:
+        """From a run folder, a checkpoint, or a file written by ``resnetlab export`` (``.onnx``, ``.xml``,
+        ``.pt``). ``runtime``: auto | torch | onnxruntime | openvino; ``precision``: fp32 (asked of every
+        runtime explicitly) | bf16; ``device`` applies to the torch runtime."""
+        if runtime != "auto" and runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
+        if batch_size < 1:
+            raise ValueError(f"--batch-size {batch_size}: give at least 1")
+        rt, info, why = _load(Path(path), runtime, precision, threads, device)
+        return cls(rt, info, batch_size, why)
+
+    def prepare(self, item: Any) -> np.ndarray:
+        """One input as the model's uint8 (C, H, W): image files and PIL images are resized and
+        centre-cropped as in training; arrays (H, W, C) and tensors (C, H, W) must already fit."""
+        c, h, w = self.info.input_size
+        if isinstance(item, (str, Path)):
+            path = Path(item)
+            if not path.is_file():
+                raise ValueError(f"{path}: no such image file")
+            try:
+                with Image.open(path) as image:
+                    return self.prepare(image.copy())
+            except (UnidentifiedImageError, OSError) as e:
+                raise ValueError(f"{path}: not a readable image ({type(e).__name__})") from None
+        if isinstance(item, Image.Image):
+            pixels = fit_image(item, h)  # RGB; a grayscale model takes the mean of the channels
+            if c == 1:
+                pixels = pixels.mean(axis=2, keepdims=True).round().astype(np.uint8)
+            return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        if isinstance(item, torch.Tensor):
+            array = item.detach().cpu().numpy()
+            layout, expected = "tensor (C, H, W)", (c, h, w)
+        elif isinstance(item, np.ndarray):
+            array = item.transpose(2, 0, 1) if item.ndim == 3 else item
+            layout, expected = "array (H, W, C)", (h, w, c)
+        else:
+            raise ValueError(f"cannot predict a {type(item).__name__}: give image paths, PIL images, uint8 arrays "
+                             "(H, W, C) or uint8 tensors (C, H, W)")  # fmt: skip
+        shape = tuple(item.shape)
+        if item.dtype not in (np.uint8, torch.uint8) or array.shape != (c, h, w):
+            raise ValueError(f"a {item.dtype} {layout} of shape {shape}: the model takes uint8 of shape {expected}; "
+                             "resize it first, or pass the image file or a PIL image")  # fmt: skip
+        return np.ascontiguousarray(array)
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        """Logits of uint8 (N, C, H, W) images, in batches of ``batch_size``."""
+        mean = np.asarray(self.info.mean, np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.info.std, np.float32).reshape(1, -1, 1, 1)
+        out = []
+        for i in range(0, len(pixels), self.batch_size):
+            x = (pixels[i : i + self.batch_size].astype(np.float32) / 255 - mean) / std
+            out.append(self.runtime.run(np.ascontiguousarray(x, dtype=np.float32)))
+        return np.concatenate(out) if out else np.zeros((0, len(self.info.class_names)), np.float32)
+
+    def predict(self, inputs: Iterable[Any] | Any, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Per input, the ``top_k`` (class name, probability) pairs, most probable first."""
+        items: Sequence[Any] = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        if not items:
+            return []
+        return self.top(self.logits(np.stack([self.prepare(item) for item in items])), top_k)
+
+    def top(self, logits: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """The ``top_k`` (class name, softmax probability) pairs of each row of ``logits``."""
+        if top_k < 1:
+            raise ValueError(f"--top {top_k}: give at least 1")
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        k = min(top_k, probs.shape[1])
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [[(self.info.class_names[j], float(p[j])) for j in row] for p, row in zip(probs, top)]

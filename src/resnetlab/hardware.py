@@ -1,0 +1,63 @@
+"""What the CPU offers, decided in one place: training, the benchmarks and deployment ask here (and
+tests monkeypatch these functions to play the other kind of machine)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+import torch
+
+# The lscpu flags that choose a fast path, in the order they are printed beside every measurement.
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as ``lscpu`` shows them (empty where /proc/cpuinfo does not exist)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """bf16 arithmetic in hardware (AVX512-BF16 or AMX). ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``
+    is true on any AVX-512 CPU, where bf16 is emulated and slower than fp32: it is not asked."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def has_vnni() -> bool:
+    """int8 dot products in hardware (AVX512-VNNI or AVX-VNNI): without them, int8 weights must be
+    quantized with a reduced range (7 bits) to avoid saturating 16-bit intermediate sums."""
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def describe() -> str:
+    """One line for every measurement: the CPU's name and the flags that matter."""
+    flags = [f for f in FLAGS if f in cpu_flags()]
+    return f"{cpu_name()} [{' '.join(flags) or 'no AVX2'}]"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``; a one-line error when CUDA is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu or auto")
+    return torch.device(name)
