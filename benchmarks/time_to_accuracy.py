@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from resnetlab.checkpoints import latest
-from resnetlab.train import fit, make_config
 from resnetlab.hardware import cpu_name
+from resnetlab.train import fit, make_config
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"
 TARGET = 0.9125  # the paper's ResNet-20: 8.75% error (He et al. 2015, Table 6)

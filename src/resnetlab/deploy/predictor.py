@@ -154,12 +154,16 @@ class Predictor:
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Logits of uint8 (N, C, H, W) images, in batches of ``batch_size``."""
-        mean = np.asarray(self.info.mean, np.float32).reshape(1, -1, 1, 1)
+        # (x/255 − mean)/std as one multiply-add per pixel: x·scale + shift
         std = np.asarray(self.info.std, np.float32).reshape(1, -1, 1, 1)
+        scale = 1 / (255 * std)
+        shift = -np.asarray(self.info.mean, np.float32).reshape(1, -1, 1, 1) / std
         out = []
         for i in range(0, len(pixels), self.batch_size):
-            x = (pixels[i : i + self.batch_size].astype(np.float32) / 255 - mean) / std
-            out.append(self.runtime.run(np.ascontiguousarray(x, dtype=np.float32)))
+            x = pixels[i : i + self.batch_size].astype(np.float32)
+            x *= scale
+            x += shift
+            out.append(self.runtime.run(x))
         return np.concatenate(out) if out else np.zeros((0, len(self.info.class_names)), np.float32)
 
     def predict(self, inputs: Iterable[Any] | Any, top_k: int = 5) -> list[list[tuple[str, float]]]:
