@@ -8,6 +8,7 @@ import json
 import sys
 import textwrap
 import typing
+from pathlib import Path
 
 from .data.sources import SPECS
 from .deploy.formats import FORMATS
@@ -70,23 +71,41 @@ def cmd_summary(args) -> int:
 
 def cmd_train(args) -> int:
     from .train import TrainingInterrupted, fit, make_config, resume_config
+    from .train.distributed import restart_count, world_from_env
     from .train.loop import NonFiniteLoss
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
     if "milestones" in given:
         given["milestones"] = tuple(given["milestones"])
-    if args.resume:
-        config = resume_config(args.resume, given)
+    world, resume = world_from_env(), args.resume
+    if world.size > 1 and not resume and "out" not in given:
+        raise ValueError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
+    if restart_count() > 0 and not resume and (Path(given["out"]) / "config.json").is_file():
+        resume = given["out"]  # torchrun restarted the workers (--max-restarts): continue the run, as --resume would
+    if resume:
+        config = resume_config(resume, given)
     else:
         config = make_config(given.pop("recipe", "paper-cifar"), **given)
     try:
-        final = fit(config, resume=bool(args.resume))
+        final = fit(config, resume=bool(resume))
     except TrainingInterrupted as e:
         print(f"resnetlab: {e}", file=sys.stderr)
         return 130
     except NonFiniteLoss as e:
         print(f"resnetlab: error: {e}", file=sys.stderr)
         return 1
+    except RuntimeError as e:
+        if world.size == 1:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(
+            f"resnetlab: error: rank {world.rank}: another process was lost or failed ({first[:300]}); "
+            f"the last checkpoint in {config.out} is whole: continue with --resume {config.out}",
+            file=sys.stderr,
+        )
+        return 1
+    if not world.main:
+        return 0
     summary_line = ", ".join(
         f"{k} {100 * final[k]:.2f}%" for k in ("train_error", "val_error", "test_error") if final.get(k) is not None
     )
@@ -102,8 +121,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from .data.folder import EXTENSIONS

@@ -20,6 +20,7 @@ from .norm import (
     set_batchnorm_kernel,
 )
 from .norm_inference import fold_batchnorm, recalibrate_batchnorm
+from .sync_norm import SyncBatchNorm1d, SyncBatchNorm2d, convert_sync_batchnorm
 
 __all__ = [
     "ACTIVATIONS",
@@ -34,6 +35,9 @@ __all__ = [
     "LinearBlock",
     "LinearShortcutA",
     "ShortcutA",
+    "SyncBatchNorm1d",
+    "SyncBatchNorm2d",
+    "convert_sync_batchnorm",
     "fold_batchnorm",
     "get_norm",
     "make_shortcut",

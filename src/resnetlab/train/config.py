@@ -20,7 +20,10 @@ from ..data.sources import SPECS
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
 # (e.g. continue on another machine, with --compile, or in a folder that was moved), at the price of
 # bitwise equality with an uninterrupted run.
-EXECUTION = ("device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints", "out")
+EXECUTION = (
+    "device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints", "dist_timeout",
+    "out",
+)  # fmt: skip
 
 # Model arguments every run sets itself from its data and --norm; --model-arg may not set them.
 RUN_MODEL_ARGS = {
@@ -120,6 +123,9 @@ class TrainConfig:
                         choices=("fp32", "bf16"))  # fmt: skip
     compile: bool = _f(False, "torch.compile the model for training steps (fuses BN, ReLU and the addition)")
     channels_last: bool = _f(False, "NHWC memory format for the model and its inputs")
+    sync_bn: bool = _f(True, "under torchrun, batch norm statistics over the global batch (--no-sync-bn: per process)")
+    dist_timeout: int = _f(600, "under torchrun, seconds a collective waits for a lost process before all stop",
+                           metavar="S")  # fmt: skip
     eval_every: int = _f(1, "epochs between val/test evaluations (0: only after the last epoch)", metavar="N")
     tta_flip: bool = _f(False, "evaluate on each image and its mirror, averaging the logits (natural images only)")
     save_every: int | None = _f(None, "iterations between checkpoints (default: each epoch)", metavar="N")
@@ -133,7 +139,17 @@ class TrainConfig:
             raise ValueError("give exactly one of epochs and iterations")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0 (0: only at the end), got {self.eval_every!r}")
-        for name in ("epochs", "iterations", "batch_size", "subset", "save_every", "threads", "image_size"):
+        positive = (
+            "epochs",
+            "iterations",
+            "batch_size",
+            "subset",
+            "save_every",
+            "threads",
+            "image_size",
+            "dist_timeout",
+        )
+        for name in positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

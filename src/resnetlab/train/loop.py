@@ -18,7 +18,10 @@ from tqdm import tqdm
 from .. import checkpoints as ckpt
 from ..data import EpochLoader, normalizer
 from ..hardware import resolve_device
+from ..nn import convert_sync_batchnorm
+from . import distributed
 from .config import TrainConfig, saved_value
+from .distributed import ONE_PROCESS, World, world_from_env
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
 from .setup import (
@@ -65,17 +68,29 @@ def learning_rate(config: TrainConfig, iteration: int, total: int, warming_up: b
 def fit(config: TrainConfig, resume: bool = False) -> dict:
     """Train ``config.model`` on ``config.data``; write config, log, metrics, curves and checkpoints
     under ``config.out``; continue from its last checkpoint when ``resume``. Returns the last record."""
-    out = Path(config.out)
+    out, world = Path(config.out), world_from_env()
     model_size = model_input_size(config)  # checks the model's name and arguments before anything is written
     image_size = config.image_size or model_size
+    if config.batch_size % world.size:
+        raise ValueError(f"--batch-size {config.batch_size} (the global batch) does not divide among {world.size} "
+                         f"processes; choose a multiple of {world.size}")  # fmt: skip
     if not resume and (out / "checkpoints").exists():
         raise ValueError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    log = Log(out / "train.log")
+    log = Log(out / "train.log", enabled=world.main)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    device = distributed.start(world, resolve_device(config.device), config.dist_timeout)
+    if not resume and world.main:  # before the data: a run folder always holds a complete config.json
+        write_json(out / "config.json", {"config": config.to_json(), "command": sys.argv,
+                                         "provenance": provenance(device)})  # fmt: skip
+    try:
+        return _fit(config, resume, out, world, log, device, image_size)
+    finally:
+        distributed.stop(world)
 
+
+def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, device, image_size: int) -> dict:
     # Data, model, optimizer, and where the run stands (a checkpoint restores all of it).
     prep = prepare_data(config, image_size)
     data = prep.data
@@ -93,19 +108,13 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         weight_decay=config.weight_decay,
     )
     n_train = len(data.y_train)
-    loader = EpochLoader(  # on the device: augmentation runs there, on whole batches
-        data.x_train.to(device), data.y_train.to(device), min(config.batch_size, n_train), config.seed,
-        data.augmentation,
+    batch_size = min(config.batch_size, n_train - n_train % world.size)
+    loader = EpochLoader(  # on the device: augmentation runs there, on whole batches; each rank its slice
+        data.x_train.to(device), data.y_train.to(device), batch_size, config.seed, data.augmentation,
+        world.rank, world.size,
     )  # fmt: skip
     steps_per_epoch = loader.steps_per_epoch
-    if resume:
-        state = restore(out, model, optimizer, config, log)
-        log(f"resumed {out} at iteration {state.iteration}")
-    else:
-        state = RunState.new(config)
-        write_json(
-            out / "config.json", {"config": config.to_json(), "command": sys.argv, "provenance": provenance(device)}
-        )
+    state = restore(out, model, optimizer, config, log, world) if resume else RunState.new(config)
     run = _Run(
         config,
         out,
@@ -118,12 +127,14 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
         total=config.total_iterations(steps_per_epoch),
         steps_per_epoch=steps_per_epoch,
         saved_at=state.iteration if resume else -1,
+        world=world,
     )
+    processes = "" if world.size == 1 else f" per process × {world.size} processes ({_sync_note(config)})"
     log(
         f"resnetlab {config.model} on {data.name}: {n_train} training images, "
         f"{0 if data.y_val is None else len(data.y_val)} validation, "
         f"{0 if data.y_test is None else len(data.y_test)} test; {run.total} iterations "
-        f"({run.n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads"
+        f"({run.n_epochs} epochs of {steps_per_epoch}) on {device}, {torch.get_num_threads()} threads{processes}"
     )
     log(f"config:\n{config}")
 
@@ -132,7 +143,8 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     lr = run.learning_rate()
     try:
         with graceful_interrupt() as interrupt:
-            while state.iteration < run.total and not interrupt["requested"]:
+            stop = False  # a Ctrl-C on any process, agreed on by all of them in the step's all-reduce
+            while state.iteration < run.total and not stop:
                 epoch = state.epoch
                 steps = min(steps_per_epoch, state.step + run.total - state.iteration)
                 bar = tqdm(
@@ -140,14 +152,14 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                     initial=state.step,
                     desc=f"epoch {epoch + 1}/{run.n_epochs}",
                     leave=False,
-                    disable=not sys.stdout.isatty(),
+                    disable=not (sys.stdout.isatty() and world.main),
                     dynamic_ncols=True,
                 )
                 tick, seen_at_tick = time.perf_counter(), state.seen
                 for step, x, y in loader.batches(epoch, state.step, steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
                     lr = run.learning_rate()
-                    run.sgd_step(step, run.normalize(x), y, lr)
+                    stop = run.sgd_step(step, run.normalize(x), y, lr, interrupt["requested"])
                     bar.update(1)
                     bar.set_postfix(
                         loss=f"{state.loss_sum / state.seen:.3f}",
@@ -158,12 +170,12 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
                     )
                     if config.save_every and state.iteration % config.save_every == 0:
                         run.save()
-                    if interrupt["requested"]:
+                    if stop:
                         break
                 bar.close()
                 if state.step == steps_per_epoch or state.iteration == run.total:
                     run.end_epoch(lr)
-            if interrupt["requested"]:
+            if stop:
                 raise TrainingInterrupted(
                     f"interrupted at iteration {state.iteration}; continue with: resnetlab train --resume {out}",
                     state.iteration,
@@ -204,6 +216,10 @@ class RunState:
         return cls(**{f.name: meta[f.name] for f in fields(cls)})
 
 
+def _sync_note(config: TrainConfig) -> str:
+    return "batch norm synchronized" if config.sync_bn else "per-process batch norm statistics (--no-sync-bn)"
+
+
 @dataclass(eq=False)
 class _Run:
     """One call of ``fit``: what it trains, and the steps, epoch ends and checkpoints that move ``state``."""
@@ -219,12 +235,19 @@ class _Run:
     total: int  # iterations of the whole run
     steps_per_epoch: int
     saved_at: int  # the iteration of the newest checkpoint: the one this process wrote or resumed from
+    world: World = ONE_PROCESS
 
     def __post_init__(self):
         self.data = self.prep.data
         self.n_epochs = math.ceil(self.total / self.steps_per_epoch)
         self.normalize = normalizer(self.prep.mean, self.prep.std, self.device, self.config.channels_last)
-        self.forward = training_forward(self.model, self.config)
+        trained: nn.Module = self.model  # checkpoints and evaluation use self.model; the steps call this
+        if self.world.size > 1:
+            if self.config.sync_bn:
+                convert_sync_batchnorm(self.model)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            trained = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.forward = training_forward(trained, self.config)
         self.started, self.started_at = time.perf_counter(), self.state.iteration
 
     def learning_rate(self) -> float:
@@ -234,9 +257,11 @@ class _Run:
         """Compute time of the whole run: the sessions before this one, and this one so far."""
         return self.state.elapsed_s + time.perf_counter() - self.started
 
-    def sgd_step(self, step: int, x: Tensor, y: Tensor, lr: float) -> None:
-        """One SGD step at ``lr`` on the batch (x, y), counted into ``state`` as step ``step`` of the epoch.
-        A non-finite loss stops the run before the update can reach the weights."""
+    def sgd_step(self, step: int, x: Tensor, y: Tensor, lr: float, interrupted: bool = False) -> bool:
+        """One SGD step at ``lr`` on the batch (x, y) (this process's slice of it), counted into ``state``
+        as step ``step`` of the epoch. A non-finite loss stops the run before the update can reach the
+        weights. Loss, errors and a Ctrl-C (``interrupted``) are summed over every process before any of
+        them is acted on, so that all processes stop, or go on, together; returns whether any was interrupted."""
         config, state = self.config, self.state
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -245,9 +270,11 @@ class _Run:
             with autocast(self.device, config.precision):
                 logits = self.forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if not torch.isfinite(loss):
+            local = [loss.item() * len(y), float((logits.argmax(1) != y).sum()), float(len(y)), float(interrupted)]
+            loss_sum, errors, seen, stops = self.world.all_sum(local, self.device)
+            if not math.isfinite(loss_sum):
                 raise NonFiniteLoss(
-                    f"the loss is {loss.item()} at iteration {state.iteration + 1}: "
+                    f"the loss is {loss_sum / seen} at iteration {state.iteration + 1}: "
                     f"training diverged (try a lower --lr); {self._kept()}",
                     state.iteration + 1,
                 )
@@ -255,23 +282,27 @@ class _Run:
             loss.backward()
         self.optimizer.step()
 
-        errors = int((logits.argmax(1) != y).sum())
-        state.loss_sum += loss.item() * len(y)
-        state.errors += errors
-        state.seen += len(y)
+        state.loss_sum += loss_sum
+        state.errors += int(errors)
+        state.seen += int(seen)
         state.iteration += 1
         state.step = step + 1
-        state.error_ema = 0.9 * state.error_ema + 0.1 * errors / len(y)
+        state.error_ema = 0.9 * state.error_ema + 0.1 * errors / seen
         if not state.warmup_done and state.error_ema < config.warmup_error:
             state.warmup_done = True
             self.log(
                 f"warm-up done at iteration {state.iteration} (training error < "
                 f"{100 * config.warmup_error:.0f}%): lr {config.lr}"
             )
+        return stops > 0
 
     def end_epoch(self, lr: float) -> None:
-        """Record the epoch (evaluating every ``eval_every`` epochs and at the end), log it, save."""
+        """Record the epoch (evaluating every ``eval_every`` epochs and at the end), log it, save: on rank 0;
+        the other processes go on to the next step, where they wait for it."""
         config, state, data = self.config, self.state, self.data
+        if not self.world.main:
+            state.epoch, state.step, state.loss_sum, state.errors, state.seen = state.epoch + 1, 0, 0.0, 0, 0
+            return
         seen = max(1, state.seen)
         record: dict[str, Any] = {
             "epoch": state.epoch + 1,
@@ -319,8 +350,12 @@ class _Run:
             self.save(best=improved)
 
     def save(self, best: bool = False) -> None:
-        """A checkpoint of the model, the optimizer, the RNG and all of ``state``: what ``restore`` reads."""
+        """A checkpoint of the model, the optimizer, the RNG and all of ``state``: what ``restore`` reads.
+        Rank 0 writes it; the state is global (every rank holds the same)."""
         state, data = self.state, self.data
+        if not self.world.main:
+            self.saved_at = state.iteration
+            return
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):  # never save a diverged model
             raise NonFiniteLoss(
                 f"the weights are not finite at iteration {state.iteration}: training "
@@ -338,6 +373,7 @@ class _Run:
             "input_size": list(data.image_shape),
             "class_names": list(data.class_names),
             "normalization": {"mean": self.prep.mean, "std": self.prep.std},
+            "world_size": self.world.size,
         }
         tensors = {"rng.torch": torch.get_rng_state()}
         for i, s in self.optimizer.state_dict()["state"].items():
@@ -369,10 +405,19 @@ def _duration(seconds: float) -> str:
     )
 
 
-def restore(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, log=print) -> RunState:
-    """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``."""
+def restore(
+    out: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    log=print,
+    world: World = ONE_PROCESS,
+) -> RunState:
+    """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``. A run that
+    stopped before its first checkpoint starts over from its config (the model as ``fit`` built it)."""
     if ckpt.latest(out / "checkpoints") is None:
-        raise ValueError(f"--resume {out}: no checkpoint to resume from (checkpoints/ holds none)")
+        log(f"{out} has no checkpoint yet (the run stopped before its first one): starting it over from its config")
+        return RunState.new(config)
     model_state, tensors, meta = ckpt.read_checkpoint(out)
     changed = config.differences(meta["config"], execution=False)
     if changed:
@@ -395,4 +440,15 @@ def restore(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, confi
             opt_state.setdefault(int(i), {})[name] = value
     optimizer.load_state_dict({"state": opt_state, "param_groups": optimizer.state_dict()["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
-    return RunState.from_json(meta)
+    before = meta.get("world_size", 1)
+    if before != world.size:  # the checkpoint holds global state only: any number of processes continues it
+        same = (
+            "computes the same (batch norm is synchronized)"
+            if config.sync_bn or 1 in (before, world.size)
+            else ("now computes per-process batch norm statistics over another number of processes (--no-sync-bn)")
+        )
+        log(f"resuming with {world.size} processes (the run so far: {before}); the global batch is unchanged and "
+            f"the run {same}")  # fmt: skip
+    state = RunState.from_json(meta)
+    log(f"resumed {out} at iteration {state.iteration}")
+    return state

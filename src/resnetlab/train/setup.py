@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import signal
 import subprocess
@@ -46,12 +47,15 @@ def provenance(device: torch.device) -> dict:
 
 
 class Log:
-    """Print to the console and append the same line to ``train.log``."""
+    """Print to the console and append the same line to ``train.log`` (on rank 0 of a data-parallel run
+    only: ``enabled=False`` elsewhere, where errors alone are printed)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = path, enabled
 
     def __call__(self, message: str = "") -> None:
+        if not self.enabled:
+            return
         print(message, flush=True)
         with open(self.path, "a") as f:
             f.write(message + "\n")
@@ -174,4 +178,7 @@ def _main_thread() -> bool:
 
 
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=1))
+    """Written under a temporary name and renamed into place: the file is always whole."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)

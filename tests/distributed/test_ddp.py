@@ -1,0 +1,130 @@
+"""Data-parallel training under torchrun on CPU (gloo), 2 processes of 1 thread on localhost: the same
+computation as 1 process, faults that end cleanly or restart to the same weights, two agents as two nodes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from resnetlab.checkpoints import load_checkpoint, read_checkpoint
+from resnetlab.cli import main
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _train_args(data, out, *extra):
+    return ["train", "--data", f"npz:{data}", "--batch-size", "32", "--out", str(out), *extra]
+
+
+def _torchrun(args, *launcher, nproc=2, background=False):
+    cmd = [sys.executable, "-m", "torch.distributed.run", *(launcher or ["--standalone"]),
+           f"--nproc_per_node={nproc}", "-m", "resnetlab", *args]  # fmt: skip
+    if background:
+        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def _weights(run):
+    return read_checkpoint(run, tensors=False)[0]
+
+
+def _max_relative(a, b):
+    return max(float((a[k].double() - b[k].double()).abs().max() / a[k].double().abs().max().clamp(min=1e-12))
+               for k in a if a[k].is_floating_point())  # fmt: skip
+
+
+def test_two_processes_compute_what_one_does(tiny_npz, tmp_path):
+    common = ["--model", "resnet20", "--iterations", "3", "--lr", "0.01", "--recipe", "paper-cifar"]
+    assert main([*_train_args(tiny_npz, tmp_path / "one", *common), "--threads", "1"]) == 0
+    synced = _torchrun(_train_args(tiny_npz, tmp_path / "sync", *common))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    per_rank = _torchrun(_train_args(tiny_npz, tmp_path / "local", *common, "--no-sync-bn"))
+    assert per_rank.returncode == 0, per_rank.stdout + per_rank.stderr
+    one, sync, local = (_weights(tmp_path / r) for r in ("one", "sync", "local"))
+    # the same up to the order of float additions (1 vs 2 threads of one process differ by ~3e-4 here)
+    assert _max_relative(one, sync) < 2e-3
+    stats = {k: v for k, v in one.items() if "running_" in k}
+    assert _max_relative(stats, {k: sync[k] for k in stats}) < 2e-3
+    # per-process statistics are another computation: the running statistics move away
+    assert _max_relative(stats, {k: local[k] for k in stats}) > 2e-2
+    log = (tmp_path / "sync" / "train.log").read_text()
+    assert "1 threads per process × 2 processes (batch norm synchronized)" in log
+    assert synced.stdout.count("config:") == 1  # rank 1 prints nothing
+
+
+def test_batch_must_divide_among_processes(tiny_npz, tmp_path):
+    proc = _torchrun(_train_args(tiny_npz, tmp_path / "r", "--model", "resnet8", "--iterations", "1",
+                                 "--batch-size", "31"))  # fmt: skip
+    assert proc.returncode != 0 and "does not divide among 2 processes" in proc.stdout + proc.stderr
+
+
+def _kill_a_worker_after_first_checkpoint(launcher, out):
+    deadline = time.time() + 60
+    while not (out / "checkpoints").is_dir() or not any(p.name.isdigit() for p in (out / "checkpoints").iterdir()):
+        assert time.time() < deadline and launcher.poll() is None, launcher.stdout.read() if launcher.stdout else ""
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(int(workers[-1]), signal.SIGKILL)
+
+
+def test_killed_worker_restarts_to_the_same_weights(tiny_npz, tmp_path):
+    args = ["--model", "resnet8", "--iterations", "30", "--save-every", "5", "--recipe", "cosine"]
+    whole = _torchrun(_train_args(tiny_npz, tmp_path / "whole", *args))
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    launcher = _torchrun(_train_args(tiny_npz, tmp_path / "killed", *args), "--standalone", "--max-restarts=1",
+                         background=True)  # fmt: skip
+    _kill_a_worker_after_first_checkpoint(launcher, tmp_path / "killed")
+    output, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode == 0, output
+    assert "resumed" in (tmp_path / "killed" / "train.log").read_text()
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise
+
+
+def test_killed_worker_without_restarts_stops_all_within_the_timeout(tiny_npz, tmp_path):
+    args = ["--model", "resnet8", "--iterations", "100000", "--save-every", "5", "--dist-timeout", "5"]
+    launcher = _torchrun(_train_args(tiny_npz, tmp_path / "r", *args), background=True)
+    _kill_a_worker_after_first_checkpoint(launcher, tmp_path / "r")
+    start = time.time()
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode != 0 and time.time() - start < 30, output
+    model, meta = load_checkpoint(tmp_path / "r")  # the last checkpoint is whole
+    assert meta["iteration"] > 0
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_agents_as_two_nodes(tiny_npz, tmp_path):
+    endpoint = f"127.0.0.1:{_free_port()}"
+    args = _train_args(tiny_npz, tmp_path / "r", "--model", "resnet8", "--iterations", "4")
+    nodes = [_torchrun(args, "--nnodes=2", f"--node-rank={k}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
+                       "--rdzv-id=two-nodes", nproc=1, background=True) for k in (0, 1)]  # fmt: skip
+    outputs = [node.communicate(timeout=120)[0] for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs
+    assert "× 2 processes" in (tmp_path / "r" / "train.log").read_text()
+
+
+def test_run_killed_before_its_first_checkpoint_resumes(tiny_npz, tmp_path):
+    out = tmp_path / "r"
+    argv = [sys.executable, "-m", "resnetlab", *_train_args(tiny_npz, out, "--model", "resnet8", "--iterations", "6")]
+    proc = subprocess.Popen([*argv, "--threads", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "config.json").exists():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.kill()  # kill -9, before any checkpoint could be written
+    proc.wait()
+    assert not any((out / "checkpoints").glob("[0-9]*"))
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "starting it over" in (out / "train.log").read_text()
+    assert load_checkpoint(out)[1]["iteration"] == 6
