@@ -185,7 +185,9 @@ def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, d
         diverged = True
         raise
     finally:
-        if not diverged and run.saved_at != state.iteration and state.iteration > 0:
+        # A way out in the middle of a step (a lost process, a second Ctrl-C) saves nothing: the forward may
+        # have moved BN's running statistics past the iteration the state records.
+        if not diverged and not run.in_step and run.saved_at != state.iteration and state.iteration > 0:
             run.save()
     log(f"done: {out}")
     return state.metrics[-1] if state.metrics else {}
@@ -249,6 +251,7 @@ class _Run:
             trained = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.forward = training_forward(trained, self.config)
         self.started, self.started_at = time.perf_counter(), self.state.iteration
+        self.in_step = False
 
     def learning_rate(self) -> float:
         return learning_rate(self.config, self.state.iteration, self.total, not self.state.warmup_done)
@@ -263,6 +266,7 @@ class _Run:
         weights. Loss, errors and a Ctrl-C (``interrupted``) are summed over every process before any of
         them is acted on, so that all processes stop, or go on, together; returns whether any was interrupted."""
         config, state = self.config, self.state
+        self.in_step = True  # until the step is whole: weights, statistics and state at one iteration
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -294,6 +298,7 @@ class _Run:
                 f"warm-up done at iteration {state.iteration} (training error < "
                 f"{100 * config.warmup_error:.0f}%): lr {config.lr}"
             )
+        self.in_step = False
         return stops > 0
 
     def end_epoch(self, lr: float) -> None:
