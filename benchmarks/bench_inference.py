@@ -144,26 +144,30 @@ def main() -> None:
             add("Predictor onnxruntime fp32", Predictor(ort_fp32, info, batch_i).logits, pixels, "fp32")
             ov_fp32 = OpenVINORuntime(paths["ov-fp32"], "fp32", args.threads)
             add("direct: openvino fp32", ov_fp32.run, x_np)
-            add("Predictor openvino fp32", Predictor(ov_fp32, info, batch_i).logits, pixels, "fp32")
+            norm = (info.mean, info.std)  # the Predictor's OpenVINO normalizes uint8 pixels inside the graph
+            pv_fp32 = OpenVINORuntime(paths["ov-fp32"], "fp32", args.threads, norm)
+            add("Predictor openvino fp32", Predictor(pv_fp32, info, batch_i).logits, pixels, "fp32")
             if bf16:
                 ov_bf16 = OpenVINORuntime(paths["ov-fp32"], "bf16", args.threads)
                 add("direct: openvino bf16", ov_bf16.run, x_np)
-                add("Predictor openvino bf16", Predictor(ov_bf16, info, batch_i).logits, pixels, "ov-bf16")
+                pv_bf16 = OpenVINORuntime(paths["ov-fp32"], "bf16", args.threads, norm)
+                add("Predictor openvino bf16", Predictor(pv_bf16, info, batch_i).logits, pixels, "ov-bf16")
             ort_int8 = OnnxRuntime(paths["onnx-int8"], threads=args.threads)
             add("Predictor onnxruntime int8", Predictor(ort_int8, info, batch_i).logits, pixels, "ort-int8")
             ov_int8 = OpenVINORuntime(paths["ov-int8"], "fp32", args.threads)
             add("direct: openvino int8", ov_int8.run, x_np)
-            add("Predictor openvino int8", Predictor(ov_int8, info, batch_i).logits, pixels, "ov-int8")
+            pv_int8 = OpenVINORuntime(paths["ov-int8"], "fp32", args.threads, norm)
+            add("Predictor openvino int8", Predictor(pv_int8, info, batch_i).logits, pixels, "ov-int8")
             if bf16:
-                ov_int8_bf16 = OpenVINORuntime(paths["ov-int8"], "bf16", args.threads)
+                ov_int8_bf16 = OpenVINORuntime(paths["ov-int8"], "bf16", args.threads, norm)
                 add("Predictor openvino int8 (bf16 elsewhere)", Predictor(ov_int8_bf16, info, batch_i).logits, pixels,
                     "ov-int8-bf16")  # fmt: skip
             agreements = {}
             if agreement_data is not None and name == "resnet20":
-                fp32_pred = Predictor(ov_fp32, info, 500).logits(agreement_data[0]).argmax(1)
-                runtimes = {"fp32": ov_fp32, "ort-int8": ort_int8, "ov-int8": ov_int8}
+                fp32_pred = Predictor(pv_fp32, info, 500).logits(agreement_data[0]).argmax(1)
+                runtimes = {"fp32": pv_fp32, "ort-int8": ort_int8, "ov-int8": pv_int8}
                 if bf16:
-                    runtimes |= {"ov-bf16": ov_bf16, "ov-int8-bf16": ov_int8_bf16}
+                    runtimes |= {"ov-bf16": pv_bf16, "ov-int8-bf16": ov_int8_bf16}
                 for key, rt in runtimes.items():
                     pred = Predictor(rt, info, 500).logits(agreement_data[0]).argmax(1)
                     agreements[key] = ((pred == fp32_pred).mean(), (pred == agreement_data[1]).mean())

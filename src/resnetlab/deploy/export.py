@@ -18,7 +18,7 @@ from ..hardware import has_vnni
 from ..nn import fold_batchnorm
 from .formats import FORMATS, set_onnx_info, to_onnx
 from .info import KEY, DeployInfo
-from .predictor import load_runtime
+from .predictor import Predictor
 
 CHECK_IMAGES = 64  # images the self-check runs through both models
 
@@ -163,9 +163,8 @@ def _check(out: Path, model: nn.Module, info: DeployInfo, data_spec: str | None)
     if found is None:
         rng = np.random.default_rng(0)
         found = rng.integers(0, 256, (CHECK_IMAGES, *info.input_size), dtype=np.uint8), "random images"
-    x = _normalize(found[0], info)
-    runtime = load_runtime(out, "auto", "fp32", threads=None)
-    got, expected = runtime.run(x), _reference(model, x)
+    # the file as a user runs it: its runtime, fp32, its preprocessing of uint8 pixels
+    got, expected = Predictor.load(out).logits(found[0]), _reference(model, _normalize(found[0], info))
     report = ExportReport([out], float(np.abs(got - expected).max()),
                           float((got.argmax(1) == expected.argmax(1)).mean()), found[1])  # fmt: skip
     if info.precision == "fp32":
@@ -183,8 +182,8 @@ def _accuracy(out: Path, model: nn.Module, info: DeployInfo, x: np.ndarray, spec
     data = load_data(spec or "", info.input_size[-1])
     assert data.y_test is not None
     y = data.y_test[: len(x)].numpy()
-    runtime = load_runtime(out, "auto", "fp32", threads=None)
-    int8 = np.concatenate([runtime.run(_normalize(x[i : i + 250], info)).argmax(1) for i in range(0, len(x), 250)])
+    predictor = Predictor.load(out, batch_size=250)
+    int8 = predictor.logits(x).argmax(1)
     fp32 = np.concatenate(
         [_reference(model, _normalize(x[i : i + 250], info)).argmax(1) for i in range(0, len(x), 250)]
     )

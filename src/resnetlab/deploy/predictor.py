@@ -26,6 +26,7 @@ _BY_SUFFIX = {".xml": "openvino", ".onnx": "onnxruntime", ".pt": "torch"}
 
 class Runtime(Protocol):
     name: str
+    takes_uint8: bool  # normalizes uint8 pixels itself (OpenVINO's preprocessing); else give it floats
 
     def run(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -74,7 +75,7 @@ def _load(
             )
         if name == "onnxruntime":
             return OnnxRuntime(path, precision, threads), info, why
-        return OpenVINORuntime(path, precision, threads), info, why
+        return OpenVINORuntime(path, precision, threads, normalize=(info.mean, info.std)), info, why
     model, meta = load_checkpoint(path)  # a run folder or checkpoint: folded here, in memory
     info = DeployInfo.from_checkpoint(meta, path)
     folded = fold_batchnorm(model)
@@ -87,7 +88,8 @@ def _load(
             return OnnxRuntime(onnx_path.read_bytes(), precision, threads), info, why
         import openvino as ov
 
-        return OpenVINORuntime(ov.Core().read_model(str(onnx_path)), precision, threads), info, why
+        model = ov.Core().read_model(str(onnx_path))
+        return OpenVINORuntime(model, precision, threads, normalize=(info.mean, info.std)), info, why
 
 
 @dataclass
@@ -154,17 +156,17 @@ class Predictor:
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Logits of uint8 (N, C, H, W) images, in batches of ``batch_size``."""
-        # (x/255 − mean)/std as one multiply-add per pixel: x·scale + shift
-        std = np.asarray(self.info.std, np.float32).reshape(1, -1, 1, 1)
-        scale = 1 / (255 * std)
-        shift = -np.asarray(self.info.mean, np.float32).reshape(1, -1, 1, 1) / std
         out = []
         for i in range(0, len(pixels), self.batch_size):
-            x = pixels[i : i + self.batch_size].astype(np.float32)
-            x *= scale
-            x += shift
-            out.append(self.runtime.run(x))
+            batch = np.ascontiguousarray(pixels[i : i + self.batch_size])
+            out.append(self.runtime.run(batch if self.runtime.takes_uint8 else self._normalize(batch)))
         return np.concatenate(out) if out else np.zeros((0, len(self.info.class_names)), np.float32)
+
+    def _normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """(x/255 − mean)/std as one multiply-add per pixel, x·scale + shift, on torch's threads."""
+        std = torch.tensor(self.info.std).view(1, -1, 1, 1)
+        scale, shift = 1 / (255 * std), -torch.tensor(self.info.mean).view(1, -1, 1, 1) / std
+        return torch.addcmul(shift, torch.from_numpy(pixels).float(), scale).numpy()
 
     def predict(self, inputs: Iterable[Any] | Any, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Per input, the ``top_k`` (class name, probability) pairs, most probable first."""

@@ -36,6 +36,7 @@ class TorchRuntime:
     """PyTorch eager (or a TorchScript module) on ``device``; bf16 through autocast."""
 
     name = "torch"
+    takes_uint8 = False
 
     def __init__(self, model: nn.Module, precision: str = "fp32", device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -54,6 +55,7 @@ class OnnxRuntime:
     """ONNX Runtime's CPU execution provider on an ``.onnx`` file or its bytes (fp32 or int8 QDQ)."""
 
     name = "onnxruntime"
+    takes_uint8 = False
 
     def __init__(self, model: str | Path | bytes, precision: str = "fp32", threads: int | None = None):
         require("onnxruntime")
@@ -78,14 +80,37 @@ class OpenVINORuntime:
 
     name = "openvino"
 
-    def __init__(self, model: Any, precision: str = "fp32", threads: int | None = None):
+    def __init__(
+        self,
+        model: Any,
+        precision: str = "fp32",
+        threads: int | None = None,
+        normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    ):
+        """``normalize=(mean, std)`` (on the [0, 1] scale) makes the compiled model take uint8 pixels and
+        normalize them itself, fused into its first layer: no float copy of the batch is made outside."""
         require("openvino")
         import openvino as ov
 
+        core = ov.Core()
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = ov.Core().compile_model(str(model) if isinstance(model, Path) else model, "CPU", config)
+        if isinstance(model, (str, Path)):
+            model = core.read_model(str(model))
+        self.takes_uint8 = normalize is not None
+        if normalize is not None:
+            from openvino.preprocess import PrePostProcessor
+
+            ppp = PrePostProcessor(model)
+            ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NCHW"))
+            ppp.input().model().set_layout(ov.Layout("NCHW"))
+            mean, std = normalize
+            ppp.input().preprocess().convert_element_type(ov.Type.f32).mean([255 * m for m in mean]).scale(
+                [255 * s for s in std]
+            )
+            model = ppp.build()
+        self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
 
     def run(self, x: np.ndarray) -> np.ndarray:
