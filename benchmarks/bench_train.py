@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import resnetlab
+from resnetlab import hardware
 from resnetlab.data import generator, pad_crop_flip
 from resnetlab.nn import set_batchnorm_kernel
 
@@ -94,9 +95,16 @@ PATHS = {  # name: (bf16 autocast, channels-last, BN kernel, torch.compile)
 }
 
 
+def auto_path() -> tuple[bool, bool, str, bool]:
+    """What ``--precision auto`` trains with on this CPU (resnetlab.hardware.fast_path: one decision for
+    training, the benchmarks and deployment)."""
+    precision, compiled, channels_last, _ = hardware.fast_path(torch.device("cpu"))
+    return precision == "bf16", channels_last, "eager", compiled
+
+
 def default_paths() -> list[str]:
-    bf16_fast = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return [name for name, (bf16, *_) in PATHS.items() if bf16_fast or not bf16]
+    bf16_fast = hardware.native_bf16()  # mkldnn's own check is true wherever bf16 is merely emulated
+    return ["auto"] + [name for name, (bf16, *_) in PATHS.items() if bf16_fast or not bf16]
 
 
 def images_per_second(model, batch, size, steps, bf16=False, channels_last=False, compile_model=False):
@@ -132,7 +140,9 @@ def main() -> None:
     parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet50"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, help="default: 128 for resnet20, 16 for resnet50")
-    parser.add_argument("--paths", default=",".join(default_paths()), help=f"comma-separated, from {', '.join(PATHS)}")
+    parser.add_argument(
+        "--paths", default=",".join(default_paths()), help=f"comma-separated, from auto, {', '.join(PATHS)}"
+    )
     args = parser.parse_args()
     imagenet = args.model == "resnet50"
     batch, size = (16, 224) if imagenet else (128, 32)
@@ -142,14 +152,14 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}, "
         f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image; "
-        f"CPU {torch.backends.cpu.get_cpu_capability()}, "
-        f"oneDNN bf16 {'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no'}"
+        f"CPU {hardware.describe()}, capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16 {'yes' if hardware.native_bf16() else 'no'}; auto = {hardware.fast_path(torch.device('cpu'))[:3]}"
     )
     ref = images_per_second(RefResNet(imagenet), batch, size, args.steps)
     print(f"{'path':>22} {'img/s':>8} {'GFLOP/s':>8} {'vs reference':>13}")
     print(f"{'reference (plain torch)':>22} {ref:8.1f} {ref * gflop:8.1f} {1.0:12.2f}x")
     for name in args.paths.split(","):
-        bf16, cl, kernel, compiled = PATHS[name]
+        bf16, cl, kernel, compiled = auto_path() if name == "auto" else PATHS[name]
         set_batchnorm_kernel(kernel)
         ips = images_per_second(resnetlab.create_model(args.model), batch, size, args.steps, bf16, cl, compiled)
         print(f"{name:>22} {ips:8.1f} {ips * gflop:8.1f} {ips / ref:12.2f}x")

@@ -204,3 +204,37 @@ def test_compiled_kernel_matches_eager_formulas():
         torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="eager"):
         set_batchnorm_kernel("fast")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bf16_activations_match_a_float64_reference(channels_last):
+    """bf16 inputs are normalized with float32 statistics: forward and backward equal a float64
+    computation of the same bf16 values within bf16's tolerance, NCHW and channels-last."""
+    from resnetlab.nn import BatchNorm2d
+
+    torch.manual_seed(0)
+    x = (3 + 2 * torch.randn(8, 4, 6, 6)).bfloat16()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    upstream = torch.randn(8, 4, 6, 6).bfloat16()
+    bn = BatchNorm2d(4)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.0, 1.5, 2.0]))
+        bn.bias.copy_(torch.tensor([-1.0, 0.0, 0.5, 1.0]))
+    xb = x.clone().requires_grad_(True)
+    y = bn(xb)
+    (y.float() * upstream.float()).sum().backward()
+    assert y.dtype == torch.bfloat16 and xb.grad.dtype == torch.bfloat16
+    ref_bn = BatchNorm2d(4).double()
+    ref_bn.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in bn.state_dict().items()})
+    ref_bn.running_mean.zero_()
+    ref_bn.running_var.fill_(1)
+    x64 = x.double().requires_grad_(True)
+    y64 = ref_bn(x64)
+    (y64 * upstream.double()).sum().backward()
+    torch.testing.assert_close(y.double(), y64.detach(), **_BF16)
+    torch.testing.assert_close(xb.grad.double(), x64.grad, **_BF16)
+    torch.testing.assert_close(bn.weight.grad.double(), ref_bn.weight.grad, rtol=1e-2, atol=1e-2)
+
+
+_BF16 = {"rtol": 1.6e-2, "atol": 1e-5}  # torch.testing.assert_close's defaults for bfloat16

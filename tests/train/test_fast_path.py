@@ -71,8 +71,37 @@ def test_config_checks_eval_every():
 
 def test_fast_cifar_recipe_and_flags(tmp_path):
     fast = make_config("fast-cifar")
-    assert fast.compile and fast.tta_flip and fast.eval_every == 0 and fast.precision == "fp32"
+    assert fast.compile is None and fast.tta_flip and fast.eval_every == 0 and fast.precision == "auto"
     assert make_config("fast-cifar", compile=False).compile is False
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_follows_the_cpu(tiny_npz, tmp_path, monkeypatch, native):
+    """auto: bf16 (+ compile, channels-last) where bf16 is native, fp32 elsewhere; resolved when the run
+    starts, stored with the request and the reason, and kept by a resume on the other kind of CPU."""
+    from resnetlab import hardware
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    out = tmp_path / "run"
+    fit(config(tiny_npz, out, precision="auto", compile=False, iterations=2))  # --no-compile given: kept
+    saved = json.loads((out / "config.json").read_text())
+    expected = "bf16" if native else "fp32"
+    assert saved["config"]["precision"] == expected and saved["precision"]["requested"] == "auto"
+    assert saved["precision"]["resolved"] == expected and saved["config"]["compile"] is False
+    assert saved["config"]["channels_last"] is native and saved["precision"]["reason"]
+    monkeypatch.setattr(hardware, "native_bf16", lambda: not native)  # resumed on the other kind of CPU
+    fit(config(tiny_npz, out, precision="auto", compile=False, iterations=2), resume=True)
+    log = (out / "train.log").read_text()
+    assert json.loads((out / "checkpoints" / "last" / "state.json").read_text())["config"]["precision"] == expected
+    assert ("emulated and slow" in log) is native  # bf16 kept on a CPU without native bf16: the log says so
+
+
+def test_bf16_training_stays_finite(tiny_npz, tmp_path):
+    """bf16 autocast trains on any CPU (emulated where bf16 is not native: slowly, on a tiny model)."""
+    out = tmp_path / "bf16"
+    fit(config(tiny_npz, out, precision="bf16", iterations=3))
+    assert all(torch.isfinite(v).all() for v in weights(out).values())
 
 
 def test_cli_flags_reach_the_config(tiny_npz, tmp_path, capsys):

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .. import hardware
 from ..data.sources import SPECS
 
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
@@ -59,10 +62,11 @@ RECIPES: dict[str, dict] = {
         label_smoothing=0.1,
     ),
     # The fastest route to the paper's ResNet-20 accuracy on a CPU (benchmarks/time_to_accuracy.py):
-    # the cosine recipe for a fixed 40 epochs, the model compiled (torch.compile), the test set
-    # evaluated once at the end, with horizontal-flip test-time augmentation. fp32: on CPUs without
-    # oneDNN bf16 kernels (AVX2 only) bf16 is slower, not faster; pass --precision bf16 where it helps.
+    # the cosine recipe for a fixed 40 epochs, the test set evaluated once at the end, with
+    # horizontal-flip test-time augmentation; precision, torch.compile and channels-last chosen by the
+    # CPU (hardware.FAST_PATHS: bf16 where it is native, fp32 elsewhere, where bf16 is emulated and slower).
     "fast-cifar": dict(
+        precision="auto",
         epochs=40,
         batch_size=128,
         lr=0.1,
@@ -72,7 +76,6 @@ RECIPES: dict[str, dict] = {
         schedule="cosine",
         warmup_iterations=390,
         label_smoothing=0.1,
-        compile=True,
         eval_every=0,
         tta_flip=True,
     ),
@@ -119,10 +122,13 @@ class TrainConfig:
     seed: int = _f(0, "initialization, shuffling and augmentation (default 0)")
     device: str = _f("auto", "default auto: CUDA when available", choices=("auto", "cpu", "cuda"))
     threads: int | None = _f(None, "CPU threads for PyTorch (default: PyTorch's)", metavar="N")
-    precision: str = _f("fp32", "bf16 autocast (fast only on CPUs with native bf16, e.g. AVX512-BF16/AMX, or GPUs)",
-                        choices=("fp32", "bf16"))  # fmt: skip
-    compile: bool = _f(False, "torch.compile the model for training steps (fuses BN, ReLU and the addition)")
-    channels_last: bool = _f(False, "NHWC memory format for the model and its inputs")
+    precision: str = _f("fp32", "bf16 autocast (fast only on CPUs with native bf16, e.g. AVX512-BF16/AMX, or GPUs); "
+                        "auto: bf16 where the CPU has it natively, else fp32 (decided when the run starts)",
+                        choices=("fp32", "bf16", "auto"))  # fmt: skip
+    compile: bool | None = _f(None, "torch.compile the model for training steps (fuses BN, ReLU and the addition); "
+                              "default off, or the CPU's choice with --precision auto")  # fmt: skip
+    channels_last: bool | None = _f(None, "NHWC memory format for the model and its inputs; default off, or the "
+                                    "CPU's choice with --precision auto")  # fmt: skip
     sync_bn: bool = _f(True, "under torchrun, batch norm statistics over the global batch (--no-sync-bn: per process)")
     dist_timeout: int = _f(600, "under torchrun, seconds a collective waits for a lost process before all stop",
                            metavar="S")  # fmt: skip
@@ -259,3 +265,25 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
             f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION if k != 'out')} may change)"
         )
     return dataclasses.replace(config, out=str(run_dir), **{k: v for k, v in overrides.items() if k in EXECUTION})
+
+
+def resolve_precision(config: TrainConfig, device: torch.device, saved: str | None = None) -> tuple[TrainConfig, dict]:
+    """The config a run executes: ``--precision auto`` made concrete for this machine (``saved``: the
+    precision a resumed run resolved when it started, which it keeps), and ``compile``/``channels_last``
+    from the CPU's fast path unless given (off when not given and the precision is not auto). Returns
+    it with a record of the choice for ``config.json``."""
+    precision, compile_, channels_last, reason = hardware.fast_path(device)
+    auto = config.precision == "auto"
+    if not auto:
+        compile_, channels_last, reason = False, False, "given"
+    if auto and saved is not None:
+        precision, reason = saved, "resolved when the run started"
+    resolved = dataclasses.replace(
+        config,
+        precision=precision if auto else config.precision,
+        compile=compile_ if config.compile is None else config.compile,
+        channels_last=channels_last if config.channels_last is None else config.channels_last,
+    )
+    record = {"requested": config.precision, "resolved": resolved.precision, "compile": resolved.compile,
+              "channels_last": resolved.channels_last, "reason": reason, "cpu": hardware.describe()}  # fmt: skip
+    return resolved, record

@@ -16,11 +16,12 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import checkpoints as ckpt
+from .. import hardware
 from ..data import EpochLoader, normalizer
 from ..hardware import resolve_device
 from ..nn import convert_sync_batchnorm
 from . import distributed
-from .config import TrainConfig, saved_value
+from .config import TrainConfig, resolve_precision, saved_value
 from .distributed import ONE_PROCESS, World, world_from_env
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
@@ -81,13 +82,27 @@ def fit(config: TrainConfig, resume: bool = False) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = distributed.start(world, resolve_device(config.device), config.dist_timeout)
+    saved = _saved_precision(out) if resume else None
+    config, choice = resolve_precision(config, device, saved)
     if not resume and world.main:  # before the data: a run folder always holds a complete config.json
-        write_json(out / "config.json", {"config": config.to_json(), "command": sys.argv,
+        write_json(out / "config.json", {"config": config.to_json(), "precision": choice, "command": sys.argv,
                                          "provenance": provenance(device)})  # fmt: skip
+    log(f"precision {config.precision} ({choice['reason']}), compile {config.compile}, channels-last "
+        f"{config.channels_last} on {choice['cpu']}")  # fmt: skip
+    if config.precision == "bf16" and device.type == "cpu" and not hardware.native_bf16():
+        log("bf16 on a CPU without native bf16: the same computation, emulated and slow")
     try:
         return _fit(config, resume, out, world, log, device, image_size)
     finally:
         distributed.stop(world)
+
+
+def _saved_precision(out: Path) -> str | None:
+    """The precision a run folder's config.json resolved when the run started, if it has one."""
+    try:
+        return json.loads((out / "config.json").read_text())["config"]["precision"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, device, image_size: int) -> dict:
@@ -270,7 +285,7 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        with compile_errors(config.compile):  # torch.compile builds forward and backward lazily
+        with compile_errors(bool(config.compile)):  # torch.compile builds forward and backward lazily
             with autocast(self.device, config.precision):
                 logits = self.forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
