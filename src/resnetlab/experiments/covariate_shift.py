@@ -175,9 +175,11 @@ def _plot(path: Path, rows: list[dict], setup: ShiftSetup) -> None:
         mine = [r for r in rows if r["norm"] == norm]
         for p in ("p15", "p50", "p85"):
             ax.plot([r["step"] for r in mine], [r[p] for r in mine], color="k", lw=1.8 if p == "p50" else 0.9)
-        ax.set_title(f"{title}: 15/50/85th percentiles of a sigmoid's input")
+        ax.set_title(title)
         ax.set_xlabel("training steps")
         ax.grid(alpha=0.3)
     axes[2].sharey(axes[1])
+    fig.suptitle(f"15th, 50th and 85th percentiles of the input to sigmoid {setup.unit} of the last hidden layer "
+                 "(b, c), over the test images", fontsize=9)  # fmt: skip
     fig.tight_layout()
     save_figure(fig, path)

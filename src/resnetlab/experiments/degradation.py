@@ -28,7 +28,7 @@ def run_degradation(
             log(f"== {name}")
             results[key] = train_run(out / name, recipe, log=log, model=name, **fields)
             names[key] = name
-    _plot(out / "degradation.png", results, depths)
+    _plot(out / "degradation.png", results, depths, names)
     rows = []
     for key, r in results.items():
         last = r["records"][-1] if r["records"] else {}
@@ -77,13 +77,14 @@ def _verdict(rows: list[dict], depths) -> str:
     for kind in ("plain", "resnet"):
         deep, shallow = by_key[f"{kind}{hi}"], by_key[f"{kind}{lo}"]
         parts = []
-        for split in ("train", "test"):
+        for split, what in (("train", "training"), ("test", "test")):
             a, b = deep[f"{split}_error"], shallow[f"{split}_error"]
             if a is None or b is None:
                 continue
             where = "above" if a > b else "below" if a < b else "level with"
-            parts.append(f"{split} error {pct(a)}% vs {pct(b)}%, {where} by {pct(abs(a - b))} points")
-        sentences.append(f"{deep['model']} ends {' ; '.join(parts)} ({shallow['model']})".replace(" ; ", "; "))
+            parts.append(f"{where} {shallow['model']} in final {what} error ({pct(a)}% vs {pct(b)}%, "
+                         f"{pct(abs(a - b))} points)")  # fmt: skip
+        sentences.append(f"{deep['model']} ends {' and '.join(parts)}")
     gaps = ", ".join(
         f"{pct(by_key[f'plain{d}']['train_error'] - by_key[f'resnet{d}']['train_error'])} points at depth {d}"
         for d in depths
@@ -93,13 +94,13 @@ def _verdict(rows: list[dict], depths) -> str:
     return f"Measured: {'. '.join(sentences)}. Plain minus residual final training error: {gaps}."
 
 
-def _plot(path: Path, results: dict, depths) -> None:
+def _plot(path: Path, results: dict, depths, names: dict[str, str]) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110, sharey=True)
     for ax, kind in zip(axes, ("plain", "resnet")):
         for k, depth in enumerate(depths):
             records = results[f"{kind}{depth}"]["records"]
-            label = f"{kind}-{depth}" + (" (diverged)" if results[f"{kind}{depth}"]["diverged"] else "")
+            label = names[f"{kind}{depth}"] + (" (diverged)" if results[f"{kind}{depth}"]["diverged"] else "")
             if not records:
                 ax.plot([], [], color=f"C{k}", label=label)  # diverged in its first epoch: still named
                 continue
