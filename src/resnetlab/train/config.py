@@ -37,6 +37,10 @@ RUN_MODEL_ARGS = {
 }
 
 # Recipes: named starting points; any field can be overridden after them.
+_COSINE = dict(
+    epochs=30, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine",
+    warmup_iterations=200, label_smoothing=0.1,
+)  # fmt: skip
 RECIPES: dict[str, dict] = {
     # He et al. 2015, Sec. 4.2: SGD with momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided
     # by 10 at 32k and 48k iterations, stopping at 64k; 45k/5k train/val split in the paper's tuning.
@@ -50,35 +54,19 @@ RECIPES: dict[str, dict] = {
         milestones=(0.5, 0.75),
     ),
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
-    "cosine": dict(
-        epochs=30,
-        batch_size=128,
-        lr=0.1,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        schedule="cosine",
-        warmup_iterations=200,
-        label_smoothing=0.1,
-    ),
+    "cosine": _COSINE,
     # The fastest route to the paper's ResNet-20 accuracy on a CPU (benchmarks/time_to_accuracy.py):
     # the cosine recipe for a fixed 40 epochs, the test set evaluated once at the end, with
     # horizontal-flip test-time augmentation; precision, torch.compile and channels-last chosen by the
     # CPU (hardware.FAST_PATHS: bf16 where it is native, fp32 elsewhere, where bf16 is emulated and slower).
-    "fast-cifar": dict(
-        precision="auto",
-        epochs=40,
-        batch_size=128,
-        lr=0.1,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        schedule="cosine",
-        warmup_iterations=390,
-        label_smoothing=0.1,
-        eval_every=0,
-        tta_flip=True,
-    ),
+    "fast-cifar": {
+        **_COSINE,
+        "precision": "auto",
+        "epochs": 40,
+        "warmup_iterations": 390,
+        "eval_every": 0,
+        "tta_flip": True,
+    },  # fmt: skip
 }
 
 
