@@ -254,10 +254,10 @@ class _Run:
     saved_at: int  # the iteration of the newest checkpoint: the one this process wrote or resumed from
     world: World = ONE_PROCESS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.data = self.prep.data
         self.n_epochs = math.ceil(self.total / self.steps_per_epoch)
-        self.normalize = normalizer(self.prep.mean, self.prep.std, self.device, self.config.channels_last)
+        self.normalize = normalizer(self.prep.mean, self.prep.std, self.device, bool(self.config.channels_last))
         trained: nn.Module = self.model  # checkpoints and evaluation use self.model; the steps call this
         if self.world.size > 1:
             if self.config.sync_bn:
@@ -336,7 +336,7 @@ class _Run:
         last = state.iteration == self.total
         evaluate = last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0)
         for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-            if y is not None and evaluate:
+            if x is not None and y is not None and evaluate:
                 logits = predict(self.model, x, self.normalize, self.device, config.precision, flip=config.tta_flip)
                 record[f"{split}_error"] = error_rate(logits, y)
         record["time_s"] = round(self.elapsed_s(), 3)
