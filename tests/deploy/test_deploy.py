@@ -167,3 +167,15 @@ def test_runtime_not_installed_is_one_line(runs, monkeypatch):
 
     monkeypatch.setattr(predictor, "installed", lambda name: name == "torch")
     assert Predictor.load(runs["resnet20"]).runtime.name == "torch"  # auto falls back, and says why
+
+
+def test_failed_check_removes_every_file_written(runs, tmp_path, monkeypatch):
+    """An export whose logits disagree with PyTorch's fails, and leaves nothing behind (.xml and .bin)."""
+    import resnetlab.deploy.export as export_module
+
+    real = export_module._reference
+    monkeypatch.setattr(export_module, "_reference", lambda model, x: real(model, x) + 1e-3)
+    out = tmp_path / "m.xml"
+    with pytest.raises(ValueError, match="differ from PyTorch's beyond rtol 1e-4, atol 1e-5"):
+        export(runs["resnet20"], "openvino", out, log=lambda *_: None)
+    assert list(tmp_path.iterdir()) == []
