@@ -26,7 +26,7 @@ import torch
 import resnetlab
 from resnetlab import hardware
 from resnetlab.deploy import DeployInfo, Predictor
-from resnetlab.deploy.export import _quantize
+from resnetlab.deploy.exporter import _quantize
 from resnetlab.deploy.formats import set_onnx_info, to_onnx
 from resnetlab.deploy.runtimes import OnnxRuntime, OpenVINORuntime
 

@@ -171,7 +171,7 @@ def test_runtime_not_installed_is_one_line(runs, monkeypatch):
 
 def test_failed_check_removes_every_file_written(runs, tmp_path, monkeypatch):
     """An export whose logits disagree with PyTorch's fails, and leaves nothing behind (.xml and .bin)."""
-    import resnetlab.deploy.export as export_module
+    import resnetlab.deploy.exporter as export_module
 
     real = export_module._reference
     monkeypatch.setattr(export_module, "_reference", lambda model, x: real(model, x) + 1e-3)

@@ -1,7 +1,7 @@
 """Deployment: export with folded batch norm (ONNX, OpenVINO, TorchScript; fp32 or int8) and a
 ``Predictor`` on the fastest runtime installed. Needs no part of the trainer."""
 
-from .export import ExportReport, export
+from .exporter import ExportReport, export
 from .formats import FORMATS, read_info
 from .info import DeployInfo
 from .predictor import Predictor, choose_runtime, load_runtime
