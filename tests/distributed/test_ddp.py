@@ -88,14 +88,19 @@ def test_killed_worker_restarts_to_the_same_weights(tiny_npz, tmp_path):
 
 
 def test_killed_worker_without_restarts_stops_all_within_the_timeout(tiny_npz, tmp_path):
-    args = ["--model", "resnet8", "--iterations", "100000", "--save-every", "5", "--dist-timeout", "5"]
+    args = ["--model", "resnet8", "--iterations", "40", "--save-every", "5", "--dist-timeout", "5"]
     launcher = _torchrun(_train_args(tiny_npz, tmp_path / "r", *args), background=True)
     _kill_a_worker_after_first_checkpoint(launcher, tmp_path / "r")
     start = time.time()
     output, _ = launcher.communicate(timeout=60)
     assert launcher.returncode != 0 and time.time() - start < 30, output
     model, meta = load_checkpoint(tmp_path / "r")  # the last checkpoint is whole
-    assert meta["iteration"] > 0
+    assert 0 < meta["iteration"] < 40
+    # the checkpoint holds global state only: one process continues what two started
+    assert main(["train", "--resume", str(tmp_path / "r"), "--threads", "1"]) == 0
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "resuming with 1 processes (the run so far: 2)" in log and "computes the same" in log
+    assert load_checkpoint(tmp_path / "r")[1]["iteration"] == 40
 
 
 def _free_port():
