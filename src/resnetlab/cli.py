@@ -173,6 +173,7 @@ _EXPERIMENT_FLAGS = {
     "batchnorm": ("lrs", "model", *(k for k in _TRAINING_FLAGS if k != "lr")),
     "cifar-table": ("depths", *_TRAINING_FLAGS),
     "covariate-shift": ("steps", "batch_size", "lr", "seed", "threads"),
+    "responses": ("runs",),
 }
 
 
@@ -188,7 +189,7 @@ def cmd_experiment(args) -> int:
             f"experiment {args.name} does not use {', '.join(unused)}; its options are "
             f"{', '.join('--' + k.replace('_', '-') for k in ('data', *allowed, 'out'))}"
         )
-    data = getattr(args, "data", "default")
+    data = getattr(args, "data", None)  # None: the embedded digits (responses: each run's own data)
     out = getattr(args, "out", None) or f"runs/experiment-{args.name}"
     try:
         _run_experiment(args.name, experiments, data, out, options)
@@ -203,20 +204,23 @@ def cmd_experiment(args) -> int:
     return 0
 
 
-def _run_experiment(name: str, experiments, data: str, out: str, options: dict) -> None:
+def _run_experiment(name: str, experiments, data: str | None, out: str, options: dict) -> None:
+    """``data`` None: the embedded digits, except for responses, which measure each run on its own data."""
     options.update({k: tuple(options[k]) for k in ("depths", "lrs") if k in options})
-    if name == "gradients":
-        threads = options.pop("threads", None)
-        experiments.run_gradients(data, out, experiments.GradientSetup(**options), threads=threads)
-    elif name == "degradation":
-        experiments.run_degradation(out, data=data, **options)
-    elif name == "batchnorm":
-        experiments.run_batchnorm(out, data=data, **options)
+    threads = options.pop("threads", None) if name in ("gradients", "covariate-shift") else None
+    if name == "responses":
+        default = [f"runs/experiment-degradation/{m}" for m in ("plain20", "plain56", "resnet20", "resnet56")]
+        experiments.run_responses(options.get("runs") or default, out, data=data)
+    elif name == "gradients":
+        experiments.run_gradients(data or "default", out, experiments.GradientSetup(**options), threads=threads)
     elif name == "covariate-shift":
-        threads = options.pop("threads", None)
-        experiments.run_covariate_shift(data, out, experiments.ShiftSetup(**options), threads=threads)
+        experiments.run_covariate_shift(data or "default", out, experiments.ShiftSetup(**options), threads=threads)
+    elif name == "degradation":
+        experiments.run_degradation(out, data=data or "default", **options)
+    elif name == "batchnorm":
+        experiments.run_batchnorm(out, data=data or "default", **options)
     else:
-        experiments.run_cifar_table(out, data=data, **options)
+        experiments.run_cifar_table(out, data=data or "default", **options)
 
 
 def _experiment_epilog() -> str:
@@ -293,8 +297,8 @@ def _experiment_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The papers' experiments: degradation (plain vs residual through depth, conv or MLP),\n"
         "gradients (per-layer gradient norms), batchnorm (BN and the learning rate),\n"
-        "cifar-table (Table 6), covariate-shift (BN paper Fig. 1). Re-running continues\n"
-        "unfinished training runs.",
+        "cifar-table (Table 6), covariate-shift (BN paper Fig. 1), responses (Fig. 7).\n"
+        "Re-running continues unfinished training runs.",
         epilog=_experiment_epilog(),
     )
     p.add_argument("name", choices=list(_EXPERIMENT_FLAGS))
@@ -313,6 +317,8 @@ def _experiment_parser(commands) -> None:
         help="gradients: SGD steps before the second measurement (20); covariate-shift: training steps (50000)",
     )
     p.add_argument("--model", help="batchnorm: the network (default resnet20)")
+    p.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="responses: trained runs to compare (default: "
+                   "plain20, plain56, resnet20, resnet56 of runs/experiment-degradation)")  # fmt: skip
     _add_config_flags(
         p,
         _TRAINING_FLAGS,

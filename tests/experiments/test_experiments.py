@@ -292,3 +292,38 @@ def test_covariate_shift_percentiles_are_the_forwards(tmp_path):
         assert [float(last[p]) for p in ("p15", "p50", "p85")] == pytest.approx(expected, rel=1e-5, abs=1e-6)
         accuracy = (model(x).argmax(1) == data.y_test).float().mean().item()
         assert float(last["test_accuracy"]) == pytest.approx(accuracy)
+
+
+def test_responses_are_the_forwards_bn_outputs(tiny_npz, tmp_path):
+    """Fig. 7 on two tiny trained runs: one row per 3×3 conv (stem included), and each std equals the
+    std of that layer's BN output recomputed from the conv's input (not from the hook's own tensor)."""
+    import torch
+
+    from resnetlab.checkpoints import load_checkpoint
+    from resnetlab.data import load_data, normalizer
+    from resnetlab.experiments import run_responses
+    from resnetlab.experiments.responses import conv3x3_outputs
+
+    for model in ("plain8", "resnet8"):
+        assert (
+            main(["train", "--model", model, "--data", f"npz:{tiny_npz}", "--out", str(tmp_path / model), *TINY]) == 0
+        )
+    rows = run_responses([tmp_path / "plain8", tmp_path / "resnet8"], tmp_path / "resp", log=lambda *_: None)
+    assert [r["layer"] for r in rows if r["model"] == "resnet8"][:3] == ["bn1", "layer1.0.bn1", "layer1.0.bn2"]
+    assert sum(r["model"] == "plain8" for r in rows) == 7  # depth 8: the stem and 6 convolutions in blocks
+    for name in ("responses.csv", "responses.png", "report.md"):
+        assert (tmp_path / "resp" / name).stat().st_size > 100
+    model, meta = load_checkpoint(tmp_path / "resnet8")
+    data = load_data(f"npz:{tiny_npz}")
+    x = normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], torch.device("cpu"))(data.x_test)
+    modules = dict(model.named_modules())
+    inputs = {}
+    for bn_name, _ in conv3x3_outputs(model):
+        conv = modules[bn_name.replace("bn", "conv")]
+        conv.register_forward_hook(lambda m, i, o, key=bn_name: inputs.__setitem__(key, i[0]))
+    with torch.no_grad():
+        model(x)
+        for r in (r for r in rows if r["model"] == "resnet8"):
+            conv, bn = modules[r["layer"].replace("bn", "conv")], modules[r["layer"]]
+            expected = bn(conv(inputs[r["layer"]])).double().std(unbiased=False).item()
+            assert r["std"] == pytest.approx(expected, rel=1e-4)

@@ -5,6 +5,7 @@ from .cifar_table import PAPER_ERROR, run_cifar_table
 from .covariate_shift import ShiftSetup, run_covariate_shift
 from .degradation import run_degradation
 from .gradients import GradientSetup, run_gradients
+from .responses import layer_responses, run_responses
 
 __all__ = [
     "GradientSetup",
@@ -16,4 +17,6 @@ __all__ = [
     "run_covariate_shift",
     "run_degradation",
     "run_gradients",
+    "layer_responses",
+    "run_responses",
 ]

@@ -67,7 +67,7 @@ class _ConvBNTracer(torch.fx.Tracer):
         return isinstance(m, BATCHNORM_TYPES) or super().is_leaf_module(m, qualname)
 
 
-def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
+def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(conv or linear name, bn name) for every BN whose only input is a conv or linear layer that feeds
     nothing else."""
     try:
@@ -120,7 +120,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     (Algorithm 2, line 11); the folded BN becomes ``nn.Identity``. Other BNs stay as they are."""
     folded = copy.deepcopy(model).eval()
     modules = dict(folded.named_modules())
-    for conv_name, bn_name in _conv_bn_pairs(folded):
+    for conv_name, bn_name in conv_bn_pairs(folded):
         _fold_into(modules[conv_name], modules[bn_name])
         _replace(folded, bn_name, nn.Identity())
     return folded
