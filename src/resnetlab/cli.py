@@ -235,9 +235,9 @@ def _experiment_epilog() -> str:
         missing = [k for k in _TRAINING_FLAGS if k not in names]
         if len(missing) < len(_TRAINING_FLAGS) / 2:  # most of them: say which are left out
             but = f" but {flags(missing)}" if missing else ""
-            lines.append(f"  {name:<12} {flags(own)} and the training flags{but}")
+            lines.append(f"  {name:<16} {flags(own)} and the training flags{but}")
         else:
-            lines.append(f"  {name:<12} {flags(names)}")
+            lines.append(f"  {name:<16} {flags(names)}")
     training = textwrap.fill(
         "training flags: " + flags(_TRAINING_FLAGS), 80, subsequent_indent="  ", break_on_hyphens=False
     )
