@@ -147,18 +147,24 @@ def run_input_size(model: str, shape: tuple[int, ...]) -> dict:
     return {"input_size": tuple(shape)} if builder_takes(model, "input_size") else {}
 
 
+def input_shape(meta: dict) -> tuple[int, int, int]:
+    """The (C, H, W) a checkpoint's model was trained on (recorded since ``input_size`` exists; square
+    ``image_size`` images before)."""
+    c, h, w = meta.get("input_size") or (meta["in_channels"], meta["image_size"], meta["image_size"])
+    return c, h, w
+
+
 def model_kwargs(meta: dict) -> dict:
     """The keyword arguments that rebuild a checkpoint's model: what the run set itself (classes,
     input channels, norm, input size) and the user's ``model_args``. A checkpoint written before
     ``model_args`` existed has none."""
     config = meta.get("config", {})
     norm = config.get("norm", "bn")
-    shape = meta.get("input_size") or (meta["in_channels"], meta["image_size"], meta["image_size"])
     return {
         "num_classes": meta["num_classes"],
         "in_channels": meta["in_channels"],
         "norm_layer": None if norm == "bn" else norm,
-        **run_input_size(meta["model"], shape),
+        **run_input_size(meta["model"], input_shape(meta)),
         **config.get("model_args", {}),
     }
 

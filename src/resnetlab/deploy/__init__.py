@@ -4,7 +4,7 @@
 from .exporter import ExportReport, export
 from .formats import FORMATS, read_info
 from .info import DeployInfo
-from .predictor import Predictor, choose_runtime, load_runtime
+from .predictor import Predictor, choose_runtime
 from .runtimes import PRECISIONS, RUNTIMES
 
 __all__ = [
@@ -16,6 +16,5 @@ __all__ = [
     "Predictor",
     "choose_runtime",
     "export",
-    "load_runtime",
     "read_info",
 ]

@@ -4,6 +4,7 @@ the written file in its own runtime against the PyTorch model."""
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_checkpoint
-from ..data import load_data, normalizer
+from ..data import ImageData, load_data, normalizer
 from ..hardware import has_vnni
 from ..nn import fold_batchnorm
 from .formats import FORMATS, set_onnx_info, to_onnx
@@ -32,19 +33,24 @@ class ExportReport:
     accuracy: dict[str, float] | None = None  # int8: held-out accuracy of fp32 and of the export, and the count
 
 
-def _images(spec: str | None, info: DeployInfo, n: int, split: str) -> tuple[np.ndarray, str] | None:
-    """Up to ``n`` uint8 images of ``split`` ("train" or "test") from the data ``spec``, or None when it
-    cannot be read here (a run trained elsewhere)."""
-    if spec is None:
-        return None
+@functools.lru_cache(maxsize=1)  # one export reads its data for the check, calibration and held-out accuracy
+def _data(spec: str, size: int) -> ImageData | None:
     try:
-        data = load_data(spec, info.input_size[-1])
+        return load_data(spec, size)
     except (ValueError, OSError):
         return None
-    x = data.x_train if split == "train" else data.x_test
-    if x is None or tuple(x.shape[1:]) != info.input_size:
+
+
+def _images(spec: str | None, info: DeployInfo, n: int, split: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Up to ``n`` uint8 images of ``split`` ("train" or "test") from the data ``spec`` with their labels,
+    or None when it cannot be read here (a run trained elsewhere)."""
+    data = None if spec is None else _data(spec, info.input_size[-1])
+    if data is None:
         return None
-    return x[:n].numpy(), f"{min(n, len(x))} {split} images of {spec}"
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    if x is None or y is None or tuple(x.shape[1:]) != info.input_size:
+        return None
+    return x[:n].numpy(), y[:n].numpy(), f"{min(n, len(x))} {split} images of {spec}"
 
 
 def _normalize(x: np.ndarray, info: DeployInfo) -> np.ndarray:
@@ -122,7 +128,7 @@ def export(
                             f"--precision int8 needs calibration images: --calibration {calibration or own_data} "
                             "cannot be read here; give --calibration DATA"
                         )
-                    log(f"calibrating int8 on {found[1]}")
+                    log(f"calibrating int8 on {found[2]}")
                     quantized = out if fmt == "onnx" else Path(tmp) / "int8.onnx"
                     _quantize(onnx_path, quantized, found[0], info)
                     onnx_path = quantized
@@ -139,9 +145,9 @@ def export(
         if precision == "int8":
             heldout = _images(own_data, info, 10**9, "test")
             if heldout is not None:
-                report = replace(report, accuracy=_accuracy(out, model, info, heldout[0], own_data))
+                report = replace(report, accuracy=_accuracy(out, model, info, heldout[0], heldout[1]))
                 acc = report.accuracy or {}
-                log(f"held-out accuracy on {heldout[1]}: fp32 {100 * acc['fp32']:.2f}%, int8 {100 * acc['int8']:.2f}% "
+                log(f"held-out accuracy on {heldout[2]}: fp32 {100 * acc['fp32']:.2f}%, int8 {100 * acc['int8']:.2f}% "
                     f"(cost {100 * (acc['fp32'] - acc['int8']):.2f} points; not the calibration images)")  # fmt: skip
             else:
                 log("no held-out test split readable here: the int8 accuracy cost is not measured")
@@ -150,6 +156,8 @@ def export(
         for path in written:
             path.unlink(missing_ok=True)
         raise
+    finally:
+        _data.cache_clear()  # the data was read once for this export; do not keep it
 
 
 def _reference(model: nn.Module, x: np.ndarray) -> np.ndarray:
@@ -162,11 +170,12 @@ def _check(out: Path, model: nn.Module, info: DeployInfo, data_spec: str | None)
     found = _images(data_spec, info, CHECK_IMAGES, "test") or _images(data_spec, info, CHECK_IMAGES, "train")
     if found is None:
         rng = np.random.default_rng(0)
-        found = rng.integers(0, 256, (CHECK_IMAGES, *info.input_size), dtype=np.uint8), "random images"
+        x = rng.integers(0, 256, (CHECK_IMAGES, *info.input_size), dtype=np.uint8)
+        found = x, np.zeros(len(x), np.int64), "random images"
     # the file as a user runs it: its runtime, fp32, its preprocessing of uint8 pixels
     got, expected = Predictor.load(out).logits(found[0]), _reference(model, _normalize(found[0], info))
     report = ExportReport([out], float(np.abs(got - expected).max()),
-                          float((got.argmax(1) == expected.argmax(1)).mean()), found[1])  # fmt: skip
+                          float((got.argmax(1) == expected.argmax(1)).mean()), found[2])  # fmt: skip
     if info.precision == "fp32":
         try:
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
@@ -178,10 +187,7 @@ def _check(out: Path, model: nn.Module, info: DeployInfo, data_spec: str | None)
     return report
 
 
-def _accuracy(out: Path, model: nn.Module, info: DeployInfo, x: np.ndarray, spec: str | None) -> dict:
-    data = load_data(spec or "", info.input_size[-1])
-    assert data.y_test is not None
-    y = data.y_test[: len(x)].numpy()
+def _accuracy(out: Path, model: nn.Module, info: DeployInfo, x: np.ndarray, y: np.ndarray) -> dict:
     predictor = Predictor.load(out, batch_size=250)
     int8 = predictor.logits(x).argmax(1)
     fp32 = np.concatenate(

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checkpoints import input_shape
+
 KEY = "resnetlab"  # the metadata key in every format
 
 
@@ -24,7 +26,7 @@ class DeployInfo:
 
     @classmethod
     def from_checkpoint(cls, meta: dict, source: str | Path) -> DeployInfo:
-        c, h, w = meta.get("input_size") or (meta["in_channels"], meta["image_size"], meta["image_size"])
+        c, h, w = input_shape(meta)
         norm = meta["normalization"]
         config = meta.get("config", {})
         provenance = {

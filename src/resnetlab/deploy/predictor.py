@@ -4,8 +4,8 @@ the fastest runtime installed, with exactly the preprocessing the model was trai
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,6 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..checkpoints import load_checkpoint
+from ..data import normalizer
 from ..data.folder import fit_image
 from ..hardware import resolve_device
 from ..nn import fold_batchnorm
@@ -47,12 +48,6 @@ def choose_runtime(path: str | Path, runtime: str = "auto") -> tuple[str, str]:
         if installed(name):
             return name, "the fastest runtime installed"
     return "torch", "neither openvino nor onnxruntime is installed (pip install 'resnetlab[deploy]')"
-
-
-def load_runtime(
-    path: str | Path, runtime: str = "auto", precision: str = "fp32", threads: int | None = None, device: str = "cpu"
-) -> Runtime:
-    return _load(Path(path), runtime, precision, threads, device)[0]
 
 
 def _load(
@@ -100,6 +95,7 @@ class Predictor:
     info: DeployInfo
     batch_size: int = 64
     why: str = ""  # why this runtime was chosen
+    _normalizer: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(
@@ -163,10 +159,10 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.info.class_names)), np.float32)
 
     def _normalize(self, pixels: np.ndarray) -> np.ndarray:
-        """(x/255 − mean)/std as one multiply-add per pixel, x·scale + shift, on torch's threads."""
-        std = torch.tensor(self.info.std).view(1, -1, 1, 1)
-        scale, shift = 1 / (255 * std), -torch.tensor(self.info.mean).view(1, -1, 1, 1) / std
-        return torch.addcmul(shift, torch.from_numpy(pixels).float(), scale).numpy()
+        """The training input transform (``data.preprocess.normalizer``), on torch's threads."""
+        if self._normalizer is None:
+            self._normalizer = normalizer(self.info.mean, self.info.std, torch.device("cpu"))
+        return self._normalizer(torch.from_numpy(pixels)).numpy()
 
     def predict(self, inputs: Iterable[Any] | Any, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Per input, the ``top_k`` (class name, probability) pairs, most probable first."""
