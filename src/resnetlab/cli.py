@@ -31,9 +31,12 @@ class _Parser(argparse.ArgumentParser):
 
 def cmd_models(args) -> int:
     from .models import list_models
+    from .pretrained import available
 
+    shipped = available()
+    width = max(map(len, list_models()))
     for name in list_models():
-        print(name)
+        print(f"{name:<{width}}  weights: {', '.join(shipped[name])}" if name in shipped else name)
     for form in model_forms():
         print(f"and {form}")
     return 0
@@ -116,7 +119,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .train.report import evaluate_checkpoint
 
-    evaluate_checkpoint(args.checkpoint, args.data, args.device)
+    evaluate_checkpoint(args.checkpoint, args.data, args.device, args.weights)
     return 0
 
 
@@ -126,7 +129,9 @@ def cmd_predict(args) -> int:
     from .data.folder import EXTENSIONS
     from .deploy import Predictor
 
-    predictor = Predictor.load(args.path, args.runtime, args.precision, args.threads, args.device, args.batch_size)
+    predictor = Predictor.load(
+        args.path, args.runtime, args.precision, args.threads, args.device, args.batch_size, args.weights
+    )
     print(f"resnetlab: runtime {predictor.runtime.name} ({predictor.why}), {args.precision}", file=sys.stderr)
     files: list[Path] = []
     for name in args.images:  # a folder is walked for image files; a file is taken as given
@@ -350,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = commands.add_parser("models", help="list the registered models", description="List the registered models.")
+    p = commands.add_parser("models", help="list the registered models", description="List the registered models "
+                            "and the names of their shipped pretrained weights.")  # fmt: skip
     p.set_defaults(func=cmd_models)
 
     p = commands.add_parser(
@@ -388,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a trained model",
         description="Test error, per-class accuracy and confusion matrix (also confusion.png).",
     )
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", help="a run or checkpoint; with --weights, a model")
+    p.add_argument("--weights", metavar="NAME", help="evaluate the model's shipped weights (e.g. 'resnetlab eval "
+                   "resnet56 --weights cifar10 --data cifar10:DIR'; see 'resnetlab models')")  # fmt: skip
     p.add_argument("--data", help="as for train (default: the run's own data)")
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available"
@@ -401,7 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top classes with probabilities, from a run folder, a checkpoint or an exported file "
         "(.onnx, .xml, .pt). Unreadable images are reported and skipped (exit status 1).",
     )
-    p.add_argument("path", metavar="RUN_OR_MODEL", help="run folder, checkpoint, or a file from 'resnetlab export'")
+    p.add_argument("path", metavar="RUN_OR_MODEL", help="run folder, checkpoint, a file from 'resnetlab export', "
+                   "or with --weights a model name")  # fmt: skip
+    p.add_argument("--weights", metavar="NAME", help="the model's shipped weights (e.g. 'resnetlab predict resnet56 "
+                   "--weights cifar10 cat.png'; see 'resnetlab models')")  # fmt: skip
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders to walk")
     p.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="default auto: by the file's "
                    "kind; for a run: openvino if installed, else onnxruntime, else torch")  # fmt: skip

@@ -18,6 +18,7 @@ from ..data import normalizer
 from ..data.folder import fit_image
 from ..hardware import resolve_device
 from ..nn import fold_batchnorm
+from ..pretrained import load_pretrained
 from .formats import read_info, to_onnx
 from .info import DeployInfo
 from .runtimes import PRECISIONS, RUNTIMES, OnnxRuntime, OpenVINORuntime, TorchRuntime, installed, require
@@ -51,16 +52,16 @@ def choose_runtime(path: str | Path, runtime: str = "auto") -> tuple[str, str]:
 
 
 def _load(
-    path: Path, runtime: str, precision: str, threads: int | None, device: str
+    path: Path, runtime: str, precision: str, threads: int | None, device: str, weights: str | None
 ) -> tuple[Runtime, DeployInfo, str]:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if not path.exists():
+    if weights is None and not path.exists():
         raise ValueError(f"{path}: no such file or run folder")
     name, why = choose_runtime(path, runtime)
     if threads:
         torch.set_num_threads(threads)
-    if path.suffix in _BY_SUFFIX:  # an exported file: weights, preprocessing and labels inside
+    if path.suffix in _BY_SUFFIX and weights is None:  # an exported file: weights, preprocessing and labels inside
         info = read_info(path)
         if name == "torch":
             return (
@@ -71,8 +72,9 @@ def _load(
         if name == "onnxruntime":
             return OnnxRuntime(path, precision, threads), info, why
         return OpenVINORuntime(path, precision, threads, normalize=(info.mean, info.std)), info, why
-    model, meta = load_checkpoint(path)  # a run folder or checkpoint: folded here, in memory
-    info = DeployInfo.from_checkpoint(meta, path)
+    # a run folder, a checkpoint or shipped weights: folded here, in memory
+    model, meta = load_checkpoint(path) if weights is None else load_pretrained(str(path), weights)
+    info = DeployInfo.from_checkpoint(meta, path if weights is None else f"{path} weights {weights}")
     folded = fold_batchnorm(model)
     if name == "torch":
         return TorchRuntime(folded, precision, resolve_device(device)), info, why
@@ -106,15 +108,17 @@ class Predictor:
         threads: int | None = None,
         device: str = "cpu",
         batch_size: int = 64,
+        weights: str | None = None,
     ) -> Predictor:
-        """From a run folder, a checkpoint, or a file written by ``resnetlab export`` (``.onnx``, ``.xml``,
-        ``.pt``). ``runtime``: auto | torch | onnxruntime | openvino; ``precision``: fp32 (asked of every
-        runtime explicitly) | bf16; ``device`` applies to the torch runtime."""
+        """From a run folder, a checkpoint, a file written by ``resnetlab export`` (``.onnx``, ``.xml``,
+        ``.pt``), or a model name with ``weights`` naming its shipped weights (``Predictor.load("resnet56",
+        weights="cifar10")``). ``runtime``: auto | torch | onnxruntime | openvino; ``precision``: fp32 (asked
+        of every runtime explicitly) | bf16; ``device`` applies to the torch runtime."""
         if runtime != "auto" and runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
         if batch_size < 1:
             raise ValueError(f"--batch-size {batch_size}: give at least 1")
-        rt, info, why = _load(Path(path), runtime, precision, threads, device)
+        rt, info, why = _load(Path(path), runtime, precision, threads, device, weights)
         return cls(rt, info, batch_size, why)
 
     def prepare(self, item: Any) -> np.ndarray:

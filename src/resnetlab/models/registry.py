@@ -96,6 +96,12 @@ def default_input_size(model: nn.Module) -> tuple[int, int, int]:
     return c, h, w
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model by name, e.g. ``create_model("resnet50", num_classes=10)``."""
+def create_model(name: str, weights: str | None = None, **kwargs) -> nn.Module:
+    """Build a registered model by name, e.g. ``create_model("resnet50", num_classes=10)``; ``weights``
+    names shipped pretrained weights (``create_model("resnet56", weights="cifar10")``, see
+    ``resnetlab models``)."""
+    if weights is not None:
+        from ..pretrained import build  # reads the shipped files only when asked
+
+        return build(name, weights, **kwargs)
     return _builder(name)(**kwargs)

@@ -125,7 +125,9 @@ class TrainConfig:
     save_every: int | None = _f(None, "iterations between checkpoints (default: each epoch)", metavar="N")
     keep_checkpoints: int = _f(3, "newest numbered checkpoints kept (default 3; best and last are always kept)",
                                metavar="N")  # fmt: skip
-    weights: str | None = _f(None, "initialize from a resnetlab checkpoint or a torchvision state_dict", metavar="FILE")
+    weights: str | None = _f(None, "initialize from a resnetlab checkpoint, a torchvision state_dict, or the "
+                             "name of the model's shipped weights (e.g. cifar10; see 'resnetlab models')",
+                             metavar="FILE_OR_NAME")  # fmt: skip
     out: str = _f("runs/run", "run folder (default runs/<model>-<time>)", metavar="DIR")
 
     def __post_init__(self):

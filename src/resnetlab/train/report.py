@@ -10,21 +10,30 @@ import numpy as np
 from ..checkpoints import load_checkpoint, resolve
 from ..data import load_data, normalizer
 from ..hardware import resolve_device
+from ..pretrained import load_pretrained
 from .evaluate import confusion_matrix, predict
 from .metrics import pyplot, save_figure
 
 
-def _load(path: str, device_name: str):
-    model, meta = load_checkpoint(path)
+def _load(path: str, device_name: str, weights: str | None = None):
+    model, meta = load_checkpoint(path) if weights is None else load_pretrained(path, weights)
     device = resolve_device(device_name)
     model.to(device)
     norm = meta["normalization"]
     return model, meta, device, normalizer(norm["mean"], norm["std"], device)
 
 
-def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "auto") -> dict:
-    """Test error, per-class accuracy and the confusion matrix; draws ``confusion.png`` beside the checkpoint's run."""
-    model, meta, device, normalize = _load(path, device_name)
+def evaluate_checkpoint(
+    path: str, data_spec: str | None, device_name: str = "auto", weights: str | None = None
+) -> dict:
+    """Test error, per-class accuracy and the confusion matrix; draws ``confusion.png`` beside the checkpoint's
+    run (in the working folder for shipped weights: ``path`` is then a model name and ``weights`` its weights)."""
+    model, meta, device, normalize = _load(path, device_name, weights)
+    if weights is not None and data_spec is None:
+        raise ValueError(
+            f"{path} weights {weights}: give the test images with --data (e.g. cifar10:DIR with the CIFAR-10 "
+            "python batches, or npz:FILE)"
+        )
     spec = data_spec or meta["config"]["data"]
     data = load_data(spec, meta["image_size"])
     if data.x_test is None or data.y_test is None:
@@ -37,15 +46,18 @@ def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "au
             f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model "
             f"was trained on {meta['num_classes']} classes of {meta['in_channels']}x{meta['image_size']}²"
         )
-    precision = meta["config"].get("precision", "fp32")
-    flip = bool(meta["config"].get("tta_flip")) and data.flip  # evaluated as the run evaluated itself
+    # evaluated as the run evaluated itself, or as shipped weights' documented error was measured
+    how = meta.get("evaluation", meta["config"])
+    precision = how.get("precision", "fp32")
+    flip = bool(how.get("tta_flip")) and data.flip
     pred = predict(model, data.x_test, normalize, device, precision, flip=flip).argmax(1)
     cm = confusion_matrix(pred, data.y_test, data.num_classes)
     names = meta["class_names"]
     error = 1 - cm.diag().sum().item() / cm.sum().item()
     per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float()).tolist()
+    source = resolve(path) if weights is None else f"{path} weights {weights}"
     print(
-        f"{resolve(path)} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images"
+        f"{source} (iteration {meta['iteration']}) on {spec}: {len(pred)} test images"
         + (", flip test-time augmentation" if flip else "")
     )
     print(f"test error: {100 * error:.2f}%")
@@ -57,7 +69,7 @@ def evaluate_checkpoint(path: str, data_spec: str | None, device_name: str = "au
     print(" " * 13 + "".join(f"{n[: width - 1]:>{width}}" for n in names))
     for name, row in zip(names, cm.tolist()):
         print(f"  {name:>10} " + "".join(f"{v:>{width}}" for v in row))
-    out = _run_folder(path) / "confusion.png"
+    out = _run_folder(path) / "confusion.png" if weights is None else Path.cwd() / f"confusion-{path}-{weights}.png"
     _plot_confusion(out, cm.numpy(), names, error)
     print(f"confusion matrix drawn in {out}")
     return {"test_error": error, "per_class_accuracy": dict(zip(names, per_class)), "confusion": cm.tolist()}

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import pretrained
 from ..checkpoints import load_state_dict_file, run_input_size
 from ..data import ImageData, channel_stats, load_data
-from ..hardware import cpu_name
+from ..hardware import describe
 from ..models import create_model, default_input_size
 from ..version import __version__
 from .config import TrainConfig
@@ -39,7 +40,7 @@ def provenance(device: torch.device) -> dict:
         "git_commit": commit,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "cpu": cpu_name(),
+        "cpu": describe(),  # the model name and the flags that choose the fast paths
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
         "device": str(device),
@@ -93,7 +94,7 @@ def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
         **config.model_args,
     )
     if config.weights:
-        load_pretrained(model, config.weights, log)
+        load_pretrained(model, config.weights, log, config.model)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return model
@@ -125,9 +126,11 @@ def compile_errors(enabled: bool):
         raise
 
 
-def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
-    """Initialize from a checkpoint or torchvision state_dict; a classifier of another size is replaced."""
-    state = load_state_dict_file(path)
+def load_pretrained(model: nn.Module, path: str, log: Log, model_name: str) -> None:
+    """Initialize from a checkpoint, a torchvision state_dict or the model's shipped weights named ``path``
+    (a name without a folder or suffix that is not a file); a classifier of another size is replaced."""
+    shipped = not Path(path).exists() and Path(path).name == path and not Path(path).suffix
+    state = pretrained.load_weights(model_name, path)[0] if shipped else load_state_dict_file(path)
     own = model.state_dict()
     if "fc.weight" in state and state["fc.weight"].shape != own["fc.weight"].shape:
         log(f"weights: replacing the classifier ({state['fc.weight'].shape[0]} -> {own['fc.weight'].shape[0]} classes)")
@@ -146,7 +149,8 @@ def load_pretrained(model: nn.Module, path: str, log: Log) -> None:
             f"{'; '.join(detail)} (is it the same architecture and input channels?)"
         )
     model.load_state_dict(state, strict=False)
-    log(f"weights: loaded {len(state)} tensors from {path}")
+    source = f"{model_name}'s shipped weights {path}" if shipped else path
+    log(f"weights: loaded {len(state)} tensors from {source}")
 
 
 @contextlib.contextmanager
