@@ -107,6 +107,8 @@ class TrainConfig:
                                  "(paper, ResNet-110: 0.01)", metavar="X")  # fmt: skip
     warmup_error: float = _f(0.8, "the training error (fraction) that ends the constant warm-up", metavar="X")
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing (paper: 0)", metavar="X")
+    ema: float = _f(0.0, "evaluate and save an exponential moving average of the weights with this decay per step "
+                    "(e.g. 0.999; 0: off, the paper)", metavar="D")  # fmt: skip
     seed: int = _f(0, "initialization, shuffling and augmentation (default 0)")
     device: str = _f("auto", "default auto: CUDA when available", choices=("auto", "cpu", "cuda"))
     threads: int | None = _f(None, "CPU threads for PyTorch (default: PyTorch's)", metavar="N")
@@ -155,6 +157,8 @@ class TrainConfig:
                 raise ValueError(f"{f.name} must be one of {', '.join(allowed)}, got {getattr(self, f.name)!r}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
             raise ValueError(f"model_args must be a dict of argument names to values, got {self.model_args!r}")
         for key in self.model_args:

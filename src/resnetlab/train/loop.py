@@ -23,6 +23,7 @@ from ..nn import convert_sync_batchnorm
 from . import distributed
 from .config import TrainConfig, resolve_precision, saved_value
 from .distributed import ONE_PROCESS, World, world_from_env
+from .ema import WeightAverage
 from .evaluate import autocast, error_rate, predict
 from .metrics import plot_curves, write_metrics
 from .setup import (
@@ -115,6 +116,7 @@ def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, d
             f"a digit); run without --tta-flip"
         )
     model = build_model(config, data, log).to(device)
+    average = WeightAverage(model, config.ema) if config.ema else None  # what is evaluated and saved, when on
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -129,7 +131,7 @@ def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, d
         world.rank, world.size,
     )  # fmt: skip
     steps_per_epoch = loader.steps_per_epoch
-    state = restore(out, model, optimizer, config, log, world) if resume else RunState.new(config)
+    state = restore(out, model, optimizer, config, log, world, average) if resume else RunState.new(config)
     run = _Run(
         config,
         out,
@@ -143,6 +145,7 @@ def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, d
         steps_per_epoch=steps_per_epoch,
         saved_at=state.iteration if resume else -1,
         world=world,
+        average=average,
     )
     processes = "" if world.size == 1 else f" per process × {world.size} processes ({_sync_note(config)})"
     log(
@@ -253,6 +256,7 @@ class _Run:
     steps_per_epoch: int
     saved_at: int  # the iteration of the newest checkpoint: the one this process wrote or resumed from
     world: World = ONE_PROCESS
+    average: WeightAverage | None = None  # --ema: the averaged weights, evaluated and saved as the model
 
     def __post_init__(self) -> None:
         self.data = self.prep.data
@@ -300,6 +304,8 @@ class _Run:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model, state.iteration)
 
         state.loss_sum += loss_sum
         state.errors += int(errors)
@@ -335,9 +341,10 @@ class _Run:
         }
         last = state.iteration == self.total
         evaluate = last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0)
+        evaluated = self.model if self.average is None else self.average.module
         for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
             if x is not None and y is not None and evaluate:
-                logits = predict(self.model, x, self.normalize, self.device, config.precision, flip=config.tta_flip)
+                logits = predict(evaluated, x, self.normalize, self.device, config.precision, flip=config.tta_flip)
                 record[f"{split}_error"] = error_rate(logits, y)
         record["time_s"] = round(self.elapsed_s(), 3)
         state.metrics.append(record)
@@ -396,12 +403,16 @@ class _Run:
             "world_size": self.world.size,
         }
         tensors = {"rng.torch": torch.get_rng_state()}
+        shipped = self.model
+        if self.average is not None:  # the averaged weights are the model; the trained ones resume the run
+            shipped = self.average.module
+            tensors.update({f"raw.{k}": v for k, v in self.model.state_dict().items()})
         for i, s in self.optimizer.state_dict()["state"].items():
             tensors.update({f"optimizer.{i}.{k}": v for k, v in s.items() if isinstance(v, torch.Tensor)})
         ckpt.save_checkpoint(
             self.out / "checkpoints",
             state.iteration,
-            self.model.state_dict(),
+            shipped.state_dict(),
             tensors,
             meta,
             best=best,
@@ -432,8 +443,10 @@ def restore(
     config: TrainConfig,
     log=print,
     world: World = ONE_PROCESS,
+    average: WeightAverage | None = None,
 ) -> RunState:
-    """The state of the last checkpoint of ``out``, loaded into ``model`` and ``optimizer``. A run that
+    """The state of the last checkpoint of ``out``, loaded into ``model``, ``optimizer`` and the weight
+    ``average`` (with --ema the checkpoint's model is the average, the trained weights ``raw.*``). A run that
     stopped before its first checkpoint starts over from its config (the model as ``fit`` built it)."""
     if ckpt.latest(out / "checkpoints") is None:
         log(f"{out} has no checkpoint yet (the run stopped before its first one): starting it over from its config")
@@ -452,6 +465,9 @@ def restore(
             f"resuming with {k} {json.dumps(getattr(config, k))} "
             f"(the run so far: {json.dumps(saved_value(meta['config'], k))})"
         )
+    if average is not None:  # the checkpoint's model is the average; the trained weights are kept beside it
+        average.module.load_state_dict(model_state, strict=True)
+        model_state = {k.removeprefix("raw."): v for k, v in tensors.items() if k.startswith("raw.")}
     model.load_state_dict(model_state, strict=True)
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -1,0 +1,39 @@
+"""Weight averaging: an exponential moving average of the weights, evaluated and shipped in their place.
+
+Polyak averaging as the fast-training recipes use it (e.g. Tan & Le 2019; timm's ModelEmaV2): after
+every SGD step, θ̄ ← d_t·θ̄ + (1 − d_t)·θ with d_t = min(d, (1 + t)/(10 + t)) at step t, so that the
+average forgets the initialization within the first few hundred steps. Batch norm's running
+statistics are averaged like the weights; integer buffers (``num_batches_tracked``) are copied.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class WeightAverage:
+    """The averaged copy of ``model`` (``module``, in eval mode) and its update after each step."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"--ema {decay}: give a decay in (0, 1), e.g. 0.999, or 0 for no averaging")
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def _pairs(self, model: nn.Module):
+        mine, theirs = self.module.state_dict(), model.state_dict()
+        floats = [(mine[k], v) for k, v in theirs.items() if v.is_floating_point()]
+        others = [(mine[k], v) for k, v in theirs.items() if not v.is_floating_point()]
+        return floats, others
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Move the average toward ``model``'s weights after step ``step`` (counted from 0)."""
+        weight = 1 - min(self.decay, (1 + step) / (10 + step))
+        floats, others = self._pairs(model)
+        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], weight)
+        for a, b in others:
+            a.copy_(b)

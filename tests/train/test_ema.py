@@ -1,0 +1,81 @@
+"""--ema: the average is the model a run evaluates and saves, computed as the formula says from the
+trained weights of every step, and a resumed run averages exactly as an uninterrupted one."""
+
+import json
+from contextlib import contextmanager
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.train.test_fit import StopAfter, final_weights, tiny_config, without_time
+
+from resnetlab.train import TrainingInterrupted, fit, load_checkpoint, make_config
+from resnetlab.train import loop as loop_module
+from resnetlab.train.ema import WeightAverage
+
+
+def test_average_follows_the_formula_from_every_steps_weights(tiny_npz, tmp_path):
+    """save_every=1 keeps the trained weights of every step (``raw.*``); the average is recomputed
+    from them by hand: θ̄_t = d_t·θ̄_{t-1} + (1 − d_t)·θ_t, d_t = min(d, (1 + t)/(10 + t)), θ̄ from θ_0."""
+    out, steps, decay = tmp_path / "run", 6, 0.5
+    fit(tiny_config(tiny_npz, out, iterations=steps, save_every=1, keep_checkpoints=steps, ema=decay))
+    torch.manual_seed(0)
+    initial = loop_module.build_model(tiny_config(tiny_npz, out, ema=decay), _data(tiny_npz), lambda *_: None)
+    expected = {k: v.clone().double() for k, v in initial.state_dict().items() if v.is_floating_point()}
+    for t in range(steps):
+        raw = load_file(out / "checkpoints" / str(t + 1) / "state.safetensors")
+        d = min(decay, (1 + t) / (10 + t))
+        for k in expected:
+            expected[k] = d * expected[k] + (1 - d) * raw[f"raw.{k}"].double()
+    saved = final_weights(out)
+    for k, v in expected.items():
+        torch.testing.assert_close(saved[k].double(), v, rtol=1e-5, atol=1e-6, msg=k)
+    assert not torch.equal(saved["fc.weight"], raw["raw.fc.weight"])  # the average, not the last weights
+    model, _ = load_checkpoint(out)  # what eval, predict and export load: the average
+    assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
+
+
+def _data(npz):
+    from resnetlab.data import load_data
+
+    return load_data(f"npz:{npz}")
+
+
+def test_the_average_is_what_is_evaluated(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    record = fit(tiny_config(tiny_npz, out, iterations=10, ema=0.9))
+    model, meta = load_checkpoint(out)
+    data = _data(tiny_npz)
+    mean, std = (torch.tensor(meta["normalization"][k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        pred = model((data.x_test.float() / 255 - mean) / std).argmax(1)
+    assert record["test_error"] == pytest.approx((pred != data.y_test).float().mean().item())
+
+
+def test_resumed_average_equals_uninterrupted(tiny_npz, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    fit(tiny_config(tiny_npz, reference, ema=0.9))
+    out = tmp_path / "interrupted"
+
+    @contextmanager
+    def stop_after_13_checks():
+        yield StopAfter(13)
+
+    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_13_checks)
+    with pytest.raises(TrainingInterrupted):
+        fit(tiny_config(tiny_npz, out, ema=0.9))
+    monkeypatch.undo()
+    fit(tiny_config(tiny_npz, out, ema=0.9), resume=True)
+    for name in ("model.safetensors", "state.safetensors"):  # the average, and the trained weights beside it
+        ref = load_file(reference / "checkpoints" / "last" / name)
+        got = load_file(out / "checkpoints" / "last" / name)
+        assert all(torch.equal(ref[k], got[k]) for k in ref if k != "rng.torch"), name
+    metrics = lambda p: without_time(json.loads((p / "metrics.json").read_text()))  # noqa: E731
+    assert metrics(out) == metrics(reference)
+
+
+def test_bad_decay_is_refused():
+    with pytest.raises(ValueError, match="ema must be a decay in"):
+        make_config("paper-cifar", ema=1.0, iterations=1)
+    with pytest.raises(ValueError, match="--ema 1.5: give a decay in"):
+        WeightAverage(torch.nn.Linear(2, 2), 1.5)
