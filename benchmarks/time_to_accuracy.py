@@ -5,7 +5,9 @@ everything: data loading, compilation, training, evaluation with test-time augme
     .venv/bin/python benchmarks/time_to_accuracy.py [--seeds 0 1] [--epochs 40] [--paths fast eager]
 
 ``--paths fast eager`` runs the same schedule and seed through the fast path (the recipe as is)
-and through the plain path (fp32, eager, NCHW): the accuracy check of issue 5. Run it alone; a run
+and through the plain path (fp32, eager, NCHW): the accuracy check of issue 5. The other paths are
+candidate changes to the recipe, compared on a short schedule with the same seed before a recipe
+is fixed (issue 16), e.g. ``--epochs 15 --paths fast ema linear batch256``. Run it alone; a run
 folder that exists is resumed and its time reported as the sum of its chunks.
 """
 
@@ -24,7 +26,15 @@ from resnetlab.train import fit, make_config
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10.npz"
 TARGET = 0.9125  # the paper's ResNet-20: 8.75% error (He et al. 2015, Table 6)
-PATHS = {"fast": {}, "eager": {"compile": False, "channels_last": False, "precision": "fp32"}}
+PATHS = {
+    "fast": {},
+    "eager": {"compile": False, "channels_last": False, "precision": "fp32"},
+    # candidates for a faster recipe, each one change to fast-cifar
+    "ema": {"ema": 0.999},  # weight averaging, evaluated at the end
+    "linear": {"schedule": "linear"},  # linear to zero instead of cosine
+    "batch256": {"batch_size": 256, "lr": 0.2, "warmup_iterations": 195},  # larger batch, lr scaled
+    "no-smoothing": {"label_smoothing": 0.0},  # an ablation: what label smoothing gives
+}
 
 
 def run_one(out: Path, seed: int, path: str, args) -> dict:

@@ -97,12 +97,12 @@ class TrainConfig:
     momentum: float = _f(0.9, "SGD momentum (paper: 0.9)", metavar="X")
     nesterov: bool = _f(False, "Nesterov momentum")
     weight_decay: float = _f(1e-4, "L2 on every parameter (paper: 1e-4)", metavar="X")
-    schedule: str = _f("step", "step: lr/10 at each milestone; cosine: to 0 after a linear warm-up",
-                       choices=("step", "cosine"))  # fmt: skip
+    schedule: str = _f("step", "step: lr/10 at each milestone; cosine or linear: to 0 after a linear warm-up",
+                       choices=("step", "cosine", "linear"))  # fmt: skip
     milestones: tuple[float, ...] = _f(
         (0.5, 0.75), "step schedule, fractions of all iterations (paper: 32k and 48k of 64k)", metavar="F", nargs="+"
     )
-    warmup_iterations: int = _f(0, "cosine: linear warm-up steps from 0 to lr", metavar="N")
+    warmup_iterations: int = _f(0, "cosine, linear: warm-up steps from 0 to lr", metavar="N")
     warmup_lr: float | None = _f(None, "constant lr until the training error is below --warmup-error "
                                  "(paper, ResNet-110: 0.01)", metavar="X")  # fmt: skip
     warmup_error: float = _f(0.8, "the training error (fraction) that ends the constant warm-up", metavar="X")

@@ -64,7 +64,10 @@ def learning_rate(config: TrainConfig, iteration: int, total: int, warming_up: b
     w = config.warmup_iterations
     if iteration < w:
         return config.lr * (iteration + 1) / w
-    return 0.5 * config.lr * (1 + math.cos(math.pi * (iteration - w) / max(1, total - w)))
+    progress = (iteration - w) / max(1, total - w)  # 0 after the warm-up, 1 at the end
+    if config.schedule == "linear":  # linear to zero (one-cycle's shape, as the fast CIFAR recipes use)
+        return config.lr * (1 - progress)
+    return 0.5 * config.lr * (1 + math.cos(math.pi * progress))
 
 
 def fit(config: TrainConfig, resume: bool = False) -> dict:

@@ -1,0 +1,34 @@
+"""The learning-rate schedules at the points that define them."""
+
+import math
+
+import pytest
+
+from resnetlab.train import make_config
+from resnetlab.train.loop import learning_rate
+
+
+def lr_at(schedule, iteration, total=100, **kw):
+    config = make_config("cosine", schedule=schedule, lr=0.4, iterations=total, **kw)
+    return learning_rate(config, iteration, total, warming_up=False)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_warmup_then_to_zero(schedule):
+    assert lr_at(schedule, 0, warmup_iterations=10) == pytest.approx(0.04)  # (0 + 1)/10 of the peak
+    assert lr_at(schedule, 9, warmup_iterations=10) == pytest.approx(0.4)
+    assert lr_at(schedule, 10, warmup_iterations=10) == pytest.approx(0.4)
+    assert lr_at(schedule, 100, warmup_iterations=10) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_linear_and_cosine_shapes_differ_as_defined():
+    # a quarter of the way past the warm-up: linear 3/4 of the peak, cosine (1 + cos(π/4))/2
+    assert lr_at("linear", 30, warmup_iterations=20, total=100) == pytest.approx(0.4 * 0.875)
+    assert lr_at("linear", 40, warmup_iterations=20, total=100) == pytest.approx(0.4 * 0.75)
+    assert lr_at("cosine", 40, warmup_iterations=20, total=100) == pytest.approx(0.2 * (1 + math.cos(math.pi / 4)))
+
+
+def test_step_divides_by_ten_at_each_milestone():
+    assert [lr_at("step", i, milestones=(0.5, 0.75)) for i in (49, 50, 74, 75)] == pytest.approx(
+        [0.4, 0.04, 0.04, 0.004]
+    )
