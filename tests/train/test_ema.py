@@ -2,14 +2,13 @@
 trained weights of every step, and a resumed run averages exactly as an uninterrupted one."""
 
 import json
-from contextlib import contextmanager
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.train.test_fit import StopAfter, final_weights, tiny_config, without_time
+from tests.train.test_fit import final_weights, interrupt, tiny_config, without_time
 
-from resnetlab.train import TrainingInterrupted, fit, load_checkpoint, make_config
+from resnetlab.train import fit, load_checkpoint, make_config
 from resnetlab.train import loop as loop_module
 from resnetlab.train.ema import WeightAverage
 
@@ -56,15 +55,7 @@ def test_resumed_average_equals_uninterrupted(tiny_npz, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
     fit(tiny_config(tiny_npz, reference, ema=0.9))
     out = tmp_path / "interrupted"
-
-    @contextmanager
-    def stop_after_13_checks():
-        yield StopAfter(13)
-
-    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_13_checks)
-    with pytest.raises(TrainingInterrupted):
-        fit(tiny_config(tiny_npz, out, ema=0.9))
-    monkeypatch.undo()
+    interrupt(tiny_config(tiny_npz, out, ema=0.9), monkeypatch)
     fit(tiny_config(tiny_npz, out, ema=0.9), resume=True)
     for name in ("model.safetensors", "state.safetensors"):  # the average, and the trained weights beside it
         ref = load_file(reference / "checkpoints" / "last" / name)

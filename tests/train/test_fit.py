@@ -91,22 +91,27 @@ class StopAfter(dict):
         return self.reads < 0
 
 
+def interrupt(config, monkeypatch, checks: int = 13) -> None:
+    """Run ``config`` until a Ctrl-C arrives at the ``checks``-th step, as a user would stop it."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def stop_after_checks():
+        yield StopAfter(checks)
+
+    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_checks)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        fit(config)
+    monkeypatch.undo()
+
+
 def test_interrupted_then_resumed_equals_uninterrupted(tiny_npz, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
     fit(tiny_config(tiny_npz, reference, val_split=64))
     out = tmp_path / "interrupted"
-    from contextlib import contextmanager
-
-    @contextmanager
-    def stop_after_13_checks():
-        yield StopAfter(13)
-
-    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_13_checks)
-    with pytest.raises(TrainingInterrupted, match="--resume"):
-        fit(tiny_config(tiny_npz, out, val_split=64))
+    interrupt(tiny_config(tiny_npz, out, val_split=64), monkeypatch)
     stopped_at = json.loads((out / "checkpoints" / "last" / "state.json").read_text())["iteration"]
     assert 0 < stopped_at < 24 and stopped_at % 5  # saved on Ctrl-C, between regular checkpoints
-    monkeypatch.undo()
     fit(tiny_config(tiny_npz, out, val_split=64), resume=True)
     ref, got = final_weights(reference), final_weights(out)
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
@@ -209,21 +214,11 @@ def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path):
 def test_resume_may_change_how_a_run_executes(tiny_npz, tmp_path, monkeypatch):
     """Device, threads, compilation, memory format and evaluation cadence may change on a resume
     (e.g. to finish a long run with --compile); what is computed may not."""
-    from contextlib import contextmanager
-
     from resnetlab.train import resume_config
 
     reference, out = tmp_path / "reference", tmp_path / "run"
     fit(tiny_config(tiny_npz, reference))
-
-    @contextmanager
-    def stop_after_9_checks():
-        yield StopAfter(9)
-
-    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_9_checks)
-    with pytest.raises(TrainingInterrupted):
-        fit(tiny_config(tiny_npz, out))
-    monkeypatch.undo()
+    interrupt(tiny_config(tiny_npz, out), monkeypatch, checks=9)
     config = resume_config(out, {"threads": 2, "eval_every": 0, "channels_last": True})
     assert config.threads == 2 and config.channels_last and config.eval_every == 0
     fit(config, resume=True)
