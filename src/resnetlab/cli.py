@@ -163,7 +163,8 @@ def cmd_predict(args) -> int:
 def cmd_export(args) -> int:
     from .deploy import export
 
-    export(args.source, args.format, args.out, args.precision, args.calibration, args.calibration_images, args.opset)
+    export(args.source, args.format, args.out, args.precision, args.calibration, args.calibration_images, args.opset,
+           weights=args.weights)  # fmt: skip
     return 0
 
 
@@ -437,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a run's model with every batch norm folded into the layer before it, a dynamic batch "
         "axis and its preprocessing and labels inside the file; then run the file and compare it with PyTorch.",
     )
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run or checkpoint; with --weights, a model")
+    p.add_argument("--weights", metavar="NAME", help="export the model's shipped weights (e.g. 'resnetlab export "
+                   "resnet20 --weights cifar10 --format onnx --out r20.onnx')")  # fmt: skip
     p.add_argument("--format", required=True, choices=list(FORMATS), help="onnx (.onnx), openvino (.xml + .bin) "
                    "or torchscript (.pt)")  # fmt: skip
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write, with the format's suffix")

@@ -127,3 +127,17 @@ def test_train_starts_from_a_weights_name(tmp_path, tiny_npz, capsys):
     assert "replacing the classifier (10 -> 4 classes)" in out and "from resnet20's shipped weights cifar10" in out
     assert main([*argv, "--weights", "imagenet", "--out", str(tmp_path / "bad")]) == 1
     assert "unknown weights 'imagenet' for resnet20" in capsys.readouterr().err
+
+
+def test_export_takes_a_weights_name(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is part of the 'deploy' extra")
+    from resnetlab.deploy import Predictor
+
+    out = tmp_path / "r20.onnx"
+    assert main(["export", "resnet20", "--weights", "cifar10", "--format", "onnx", "--out", str(out)]) == 0
+    assert "top-1 agreement 100.00%" in capsys.readouterr().out
+    predictor = Predictor.load(out)
+    assert predictor.info.class_names[0] == "airplane" and predictor.info.provenance["iteration"] == 15600
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    reference = Predictor.load("resnet20", runtime="torch", weights="cifar10")
+    np.testing.assert_allclose(predictor.logits(pixels), reference.logits(pixels), rtol=1e-4, atol=1e-4)

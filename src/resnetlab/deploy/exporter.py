@@ -17,6 +17,7 @@ from ..checkpoints import load_checkpoint
 from ..data import ImageData, load_data, normalizer
 from ..hardware import has_vnni
 from ..nn import fold_batchnorm
+from ..pretrained import load_pretrained
 from .formats import FORMATS, set_onnx_info, to_onnx
 from .info import KEY, DeployInfo
 from .predictor import Predictor
@@ -93,9 +94,11 @@ def export(
     calibration_images: int = 300,
     opset: int | None = None,
     log=print,
+    weights: str | None = None,
 ) -> ExportReport:
-    """Write the model of ``source`` (a run folder or checkpoint) as ``fmt`` to ``out``, check it, and
-    return what the check measured. A failed check removes every file written."""
+    """Write the model of ``source`` (a run folder or checkpoint; a model name with ``weights``, its
+    shipped weights) as ``fmt`` to ``out``, check it, and return what the check measured. A failed
+    check removes every file written."""
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -108,8 +111,9 @@ def export(
         raise ValueError("--precision int8 is made with ONNX Runtime's quantizer: export to onnx or openvino")
     if calibration_images < 1:
         raise ValueError(f"--calibration-images {calibration_images}: give at least 1")
-    model, meta = load_checkpoint(source)
-    info = replace(DeployInfo.from_checkpoint(meta, source), precision=precision)
+    model, meta = load_checkpoint(source) if weights is None else load_pretrained(str(source), weights)
+    label = source if weights is None else f"{source} weights {weights}"
+    info = replace(DeployInfo.from_checkpoint(meta, label), precision=precision)
     folded = fold_batchnorm(model)
     own_data = meta.get("config", {}).get("data")
     out.parent.mkdir(parents=True, exist_ok=True)
