@@ -7,7 +7,7 @@ For each run: its last checkpoint is written to ``src/resnetlab/pretrained/<mode
 (float16 matrices and kernels), loaded back as a user would load it, and evaluated on the 10,000 test
 images in float64 (the documented error; no CPU's kernel choice changes a prediction) and in float32
 (what ``resnetlab eval`` prints). The float64 error, the run's commit, CPU and wall time go into the
-file's metadata. ``tests/test_pretrained.py`` repeats the float64 evaluation.
+file's metadata. ``tests/models/test_pretrained.py`` repeats the float64 evaluation.
 """
 
 from __future__ import annotations
@@ -24,19 +24,23 @@ from resnetlab.pretrained import FOLDER, build, pack
 
 
 def test_errors(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, mean, std) -> dict[str, int]:
-    """Misclassified test images in float64 and in float32, in eval mode, one view per image."""
-    counts = {}
-    for dtype in (torch.float64, torch.float32):
-        net = model.to(dtype).eval()
-        m = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
-        wrong = 0
-        with torch.no_grad():
-            for i in range(0, len(x), 500):
-                batch = (torch.from_numpy(x[i : i + 500]).to(dtype) / 255 - m) / s
-                wrong += int((net(batch).argmax(1) != torch.from_numpy(y[i : i + 500])).sum())
-        counts[str(dtype).removeprefix("torch.")] = wrong
-    return counts
+    """Misclassified test images, in eval mode, one view per image: in float32, and in float64, where
+    float32 decides every image whose top two logits are 0.01 or more apart (its rounding is orders of
+    magnitude smaller) and the rest are recomputed in float64: the float64 count, at float32's cost."""
+    net = model.float().eval()
+    m64 = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+    s64 = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+    inputs = (torch.from_numpy(x).double() / 255 - m64) / s64
+    labels = torch.from_numpy(y)
+    with torch.no_grad():
+        logits = torch.cat([net(inputs[i : i + 500].float()) for i in range(0, len(x), 500)])
+        pred32 = logits.argmax(1)
+        top2 = logits.topk(2, dim=1).values
+        close = (top2[:, 0] - top2[:, 1] < 1e-2).nonzero().flatten()
+        pred64 = pred32.clone()
+        pred64[close] = net.double()(inputs[close]).argmax(1)
+    print(f"  {len(close)} images within 0.01 of a tie recomputed in float64")
+    return {"float64": int((pred64 != labels).sum()), "float32": int((pred32 != labels).sum())}
 
 
 def main() -> None:

@@ -99,4 +99,5 @@ def pack(run: str | Path, weights: str, out: Path, extra: dict) -> Path:
     )
     path = out / f"{meta['model']}-{weights}.safetensors"
     save_file(tensors, path, metadata={_KEY: json.dumps(description)})
+    path.chmod(0o644)  # package data: readable by every user (safetensors writes it 0600)
     return path
