@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnetlab.pretrained import FOLDER, build, pack
+from resnetlab.pretrained import FOLDER, load_pretrained, pack
 
 
 def test_errors(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, mean, std) -> dict[str, int]:
@@ -66,15 +66,8 @@ def main() -> None:
         }
         with tempfile.TemporaryDirectory() as tmp:
             path = pack(run, args.name, Path(tmp), extra)
-            model_name = path.name.rpartition("-")[0]
-            import resnetlab.pretrained as pretrained
-
-            pretrained.FOLDER = Path(tmp)  # measure the file just written, loaded as a user loads it
-            try:
-                model = build(model_name, args.name)
-                meta = pretrained.weights_meta(model_name, args.name)
-            finally:
-                pretrained.FOLDER = FOLDER
+            # measure the file just written, loaded as a user loads it
+            model, meta = load_pretrained(path.name.rpartition("-")[0], args.name, folder=Path(tmp))
         norm = meta["normalization"]
         counts = test_errors(model, x, y, norm["mean"], norm["std"])
         extra |= {

@@ -13,11 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoints import load_checkpoint
 from ..data import ImageData, load_data, normalizer
 from ..hardware import has_vnni
 from ..nn import fold_batchnorm
-from ..pretrained import load_pretrained
+from ..pretrained import open_model
 from .formats import FORMATS, set_onnx_info, to_onnx
 from .info import KEY, DeployInfo
 from .predictor import Predictor
@@ -111,8 +110,7 @@ def export(
         raise ValueError("--precision int8 is made with ONNX Runtime's quantizer: export to onnx or openvino")
     if calibration_images < 1:
         raise ValueError(f"--calibration-images {calibration_images}: give at least 1")
-    model, meta = load_checkpoint(source) if weights is None else load_pretrained(str(source), weights)
-    label = source if weights is None else f"{source} weights {weights}"
+    model, meta, label = open_model(source, weights)
     info = replace(DeployInfo.from_checkpoint(meta, label), precision=precision)
     folded = fold_batchnorm(model)
     own_data = meta.get("config", {}).get("data")

@@ -13,12 +13,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..checkpoints import load_checkpoint
 from ..data import normalizer
 from ..data.folder import fit_image
 from ..hardware import resolve_device
 from ..nn import fold_batchnorm
-from ..pretrained import load_pretrained
+from ..pretrained import open_model
 from .formats import read_info, to_onnx
 from .info import DeployInfo
 from .runtimes import PRECISIONS, RUNTIMES, OnnxRuntime, OpenVINORuntime, TorchRuntime, installed, require
@@ -73,8 +72,8 @@ def _load(
             return OnnxRuntime(path, precision, threads), info, why
         return OpenVINORuntime(path, precision, threads, normalize=(info.mean, info.std)), info, why
     # a run folder, a checkpoint or shipped weights: folded here, in memory
-    model, meta = load_checkpoint(path) if weights is None else load_pretrained(str(path), weights)
-    info = DeployInfo.from_checkpoint(meta, path if weights is None else f"{path} weights {weights}")
+    model, meta, label = open_model(path, weights)
+    info = DeployInfo.from_checkpoint(meta, label)
     folded = fold_batchnorm(model)
     if name == "torch":
         return TorchRuntime(folded, precision, resolve_device(device)), info, why

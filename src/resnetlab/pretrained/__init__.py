@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..checkpoints import model_kwargs, read_checkpoint
+from ..checkpoints import load_checkpoint, model_kwargs, read_checkpoint
 from ..models import create_model
 
 FOLDER = Path(__file__).parent
@@ -35,8 +35,8 @@ def available() -> dict[str, list[str]]:
     return found
 
 
-def _path(model: str, weights: str) -> Path:
-    path = FOLDER / f"{model}-{weights}.safetensors"
+def _path(model: str, weights: str, folder: Path = FOLDER) -> Path:
+    path = folder / f"{model}-{weights}.safetensors"
     if not path.is_file():
         names = available()
         offered = (
@@ -48,23 +48,27 @@ def _path(model: str, weights: str) -> Path:
     return path
 
 
-def weights_meta(model: str, weights: str) -> dict:
+def weights_meta(model: str, weights: str, folder: Path = FOLDER) -> dict:
     """The description stored in a shipped file: checkpoint-shaped (``model``, ``num_classes``,
     ``class_names``, ``normalization``, ``config``, ...) plus ``weights`` (name, test error, commit, CPU,
     wall time) and ``evaluation`` (the precision and test-time augmentation the error was measured with)."""
-    with safe_open(_path(model, weights), "pt") as f:
+    with safe_open(_path(model, weights, folder), "pt") as f:
         return json.loads(f.metadata()[_KEY])
 
 
-def load_weights(model: str, weights: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """The state_dict (float16 tensors as stored) and the description of ``model``'s ``weights``."""
-    return load_file(_path(model, weights)), weights_meta(model, weights)
+def load_weights(model: str, weights: str, folder: Path = FOLDER) -> tuple[dict[str, torch.Tensor], dict]:
+    """The state_dict (float16 tensors as stored) and the description of ``model``'s ``weights``
+    (``folder``: where the files are; the package's own by default)."""
+    return load_file(_path(model, weights, folder)), weights_meta(model, weights, folder)
 
 
 def build(model: str, weights: str, **kwargs) -> nn.Module:
     """``model`` with its shipped ``weights`` (in training mode, as any new module); ``kwargs`` may only
     repeat what the weights fix (``num_classes=10``): another head or input would not fit them."""
-    state, meta = load_weights(model, weights)
+    return _assemble(model, weights, *load_weights(model, weights), **kwargs)
+
+
+def _assemble(model: str, weights: str, state: dict[str, torch.Tensor], meta: dict, **kwargs) -> nn.Module:
     fixed = model_kwargs(meta)
     clash = {k: v for k, v in kwargs.items() if k not in fixed or fixed[k] != v}
     if clash:
@@ -78,9 +82,18 @@ def build(model: str, weights: str, **kwargs) -> nn.Module:
     return net
 
 
-def load_pretrained(model: str, weights: str) -> tuple[nn.Module, dict]:
+def load_pretrained(model: str, weights: str, folder: Path = FOLDER) -> tuple[nn.Module, dict]:
     """As ``checkpoints.load_checkpoint`` for a shipped file: the model in eval mode and its description."""
-    return build(model, weights).eval(), weights_meta(model, weights)
+    state, meta = load_weights(model, weights, folder)
+    return _assemble(model, weights, state, meta).eval(), meta
+
+
+def open_model(source: str | Path, weights: str | None = None) -> tuple[nn.Module, dict, str]:
+    """What eval, predict and export read: (model in eval mode, description, a name for messages), from
+    a run folder or checkpoint, or, with ``weights``, from the shipped weights of the model ``source``."""
+    if weights is None:
+        return (*load_checkpoint(source), str(source))
+    return (*load_pretrained(str(source), weights), f"{source} weights {weights}")
 
 
 def pack(run: str | Path, weights: str, out: Path, extra: dict) -> Path:

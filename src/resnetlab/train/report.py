@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoints import load_checkpoint, resolve
+from ..checkpoints import resolve
 from ..data import load_data, normalizer
 from ..hardware import resolve_device
-from ..pretrained import load_pretrained
+from ..pretrained import open_model
 from .evaluate import confusion_matrix, predict
 from .metrics import pyplot, save_figure
 
 
 def _load(path: str, device_name: str, weights: str | None = None):
-    model, meta = load_checkpoint(path) if weights is None else load_pretrained(path, weights)
+    model, meta, _ = open_model(path, weights)
     device = resolve_device(device_name)
     model.to(device)
     norm = meta["normalization"]

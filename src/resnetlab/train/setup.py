@@ -94,7 +94,7 @@ def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
         **config.model_args,
     )
     if config.weights:
-        load_pretrained(model, config.weights, log, config.model)
+        init_from_weights(model, config.weights, log, config.model)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return model
@@ -126,7 +126,7 @@ def compile_errors(enabled: bool):
         raise
 
 
-def load_pretrained(model: nn.Module, path: str, log: Log, model_name: str) -> None:
+def init_from_weights(model: nn.Module, path: str, log: Log, model_name: str) -> None:
     """Initialize from a checkpoint, a torchvision state_dict or the model's shipped weights named ``path``
     (a name without a folder or suffix that is not a file); a classifier of another size is replaced."""
     shipped = not Path(path).exists() and Path(path).name == path and not Path(path).suffix
