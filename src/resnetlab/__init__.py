@@ -9,35 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import models
 from .checkpoints import load_checkpoint
 from .inspect import summary
-from .models import (
-    MLPResNet,
-    ResNet,
-    cifar_resnet,
-    create_model,
-    list_models,
-    mlp_resnet,
-    plain18,
-    plain20,
-    plain32,
-    plain34,
-    plain44,
-    plain56,
-    plain110,
-    register_model,
-    resnet18,
-    resnet20,
-    resnet32,
-    resnet34,
-    resnet44,
-    resnet50,
-    resnet56,
-    resnet101,
-    resnet110,
-    resnet152,
-    resnet1202,
-)
+from .models import *  # noqa: F403 -- every builder and the registry (models.__all__)
 from .nn import BatchNorm1d, BatchNorm2d, fold_batchnorm, recalibrate_batchnorm
 from .version import __version__
 
@@ -61,37 +36,13 @@ __all__ = [
     "__version__",
     "BatchNorm1d",
     "BatchNorm2d",
-    "MLPResNet",
     "Predictor",
-    "ResNet",
-    "cifar_resnet",
-    "create_model",
     "fold_batchnorm",
-    "list_models",
-    "mlp_resnet",
     "recalibrate_batchnorm",
-    "register_model",
     "summary",
     "TrainConfig",
     "fit",
     "load_checkpoint",
     "make_config",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "plain18",
-    "plain34",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-    "resnet1202",
-    "plain20",
-    "plain32",
-    "plain44",
-    "plain56",
-    "plain110",
 ]
+__all__ += models.__all__
