@@ -9,6 +9,7 @@ import pytest
 import resnetlab.train.loop as loop_module
 from resnetlab.cli import main
 from resnetlab.experiments import GradientSetup, run_degradation, run_gradients
+from resnetlab.experiments.runs import median_epoch_s
 
 TINY = ["--iterations", "12", "--batch-size", "32", "--threads", "1"]
 
@@ -121,6 +122,13 @@ def test_batchnorm_command(tiny_npz, tmp_path):
     )
     assert (out / "resnet8-none-lr1e+09" / "train.log").read_text() == log
     assert (out / "report.md").read_text() == report
+
+
+def test_median_epoch_ignores_a_pause():
+    # Epochs of 10 s, one of them paused for an hour: the wall time says 3,640 s, an epoch still costs 10.
+    records = [{"time_s": t} for t in (10.0, 20.0, 3630.0, 3640.0)]
+    assert median_epoch_s(records) == 10.0
+    assert median_epoch_s([{"time_s": 42.0}]) == 42.0 and median_epoch_s([]) is None
 
 
 def test_cifar_table_command(tiny_npz, tmp_path):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..train.metrics import plot_curves
-from .runs import diverged_at, pct, train_run
+from .runs import TIME_NOTE, diverged_at, median_epoch_s, pct, train_run
 
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
 
@@ -31,6 +31,7 @@ def run_cifar_table(
                 "iterations": last.get("iteration"),
                 "test_error": last.get("test_error"),
                 "time_s": last.get("time_s"),
+                "epoch_s": median_epoch_s(r["records"]),
                 "diverged": diverged_at(r),
                 "hardware": _hardware(out / f"resnet{depth}"),
             }
@@ -39,16 +40,18 @@ def run_cifar_table(
     lines = [
         f"# CIFAR-10 test error ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})",
         "",
-        "| model | iterations | test error (%) | paper (%) | compute time (h) | hardware |",
-        "|---|---|---|---|---|---|",
+        "| model | iterations | test error (%) | paper (%) | wall time (h) | median epoch (s) | hardware |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         time_h = "—" if row["time_s"] is None else f"{row['time_s'] / 3600:.2f}"
+        epoch_s = "—" if row["epoch_s"] is None else f"{row['epoch_s']:.0f}"
         error = pct(row["test_error"]) if row["diverged"] is None else f"diverged at iteration {row['diverged']}"
         lines.append(
             f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {error} | "
-            f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {row['hardware']} |"
+            f"{PAPER_ERROR.get(row['depth'], '—')} | {time_h} | {epoch_s} | {row['hardware']} |"
         )
+    lines += ["", TIME_NOTE]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     plot_curves(out / "curves.png", curves, title=f"recipe {cfg.recipe}: thin training error, bold test error")
     log("\n".join(lines))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..train.metrics import pyplot, save_figure
-from .runs import diverged_at, pct, train_run
+from .runs import TIME_NOTE, diverged_at, median_epoch_s, pct, train_run
 
 FAMILIES = {"conv": "", "mlp": "mlp_"}  # family -> model name prefix: resnet56 / mlp_resnet56
 
@@ -40,6 +40,7 @@ def run_degradation(
                 "train_error": last.get("train_error"),
                 "test_error": last.get("test_error"),
                 "time_s": last.get("time_s"),
+                "epoch_s": median_epoch_s(r["records"]),
                 "diverged": diverged_at(r),
             }
         )
@@ -47,16 +48,15 @@ def run_degradation(
     lines = [
         f"# Degradation: plain vs residual ({cfg.data}, recipe {cfg.recipe}, seed {cfg.seed})",
         "",
-        "| model | iterations | final training error (%) | final test error (%) | wall time (s) |",
-        "|---|---|---|---|---|",
+        "| model | iterations | final training error (%) | final test error (%) | wall time (s) | median epoch (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         name = r["model"] if r["diverged"] is None else f"{r['model']} (diverged at iteration {r['diverged']})"
-        time_s = "—" if r["time_s"] is None else f"{r['time_s']:.0f}"
-        lines.append(
-            f"| {name} | {r['iterations'] or '—'} | {pct(r['train_error'])} | {pct(r['test_error'])} | {time_s} |"
-        )
-    lines += ["", "![degradation](degradation.png)", "", _verdict(rows, depths)]
+        time_s, epoch_s = ("—" if r[k] is None else f"{r[k]:.0f}" for k in ("time_s", "epoch_s"))
+        lines.append(f"| {name} | {r['iterations'] or '—'} | {pct(r['train_error'])} | {pct(r['test_error'])} | "
+                     f"{time_s} | {epoch_s} |")  # fmt: skip
+    lines += ["", TIME_NOTE, "", "![degradation](degradation.png)", "", _verdict(rows, depths)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     log("\n".join(lines))
     return rows

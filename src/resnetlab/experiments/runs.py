@@ -35,5 +35,18 @@ def diverged_at(run: dict) -> int | None:
     return None if run["diverged"] is None else run["diverged"]["iteration"]
 
 
+def median_epoch_s(records: list[dict]) -> float | None:
+    """The median time between epoch records: what an epoch costs, unlike the total wall time, which
+    also counts the time a run was paused or shared the cores with other work."""
+    times = [r["time_s"] for r in records if r.get("time_s") is not None]
+    steps = sorted(b - a for a, b in zip([0.0, *times], times))
+    return steps[len(steps) // 2] if steps else None
+
+
+TIME_NOTE = ("Wall time: the run's clock at its last record, summed over resumes, evaluation included; an upper "
+             "bound on the compute time where the run was paused or shared the cores. Median epoch: the median "
+             "time between epoch records, which pauses and short disturbances do not move.")  # fmt: skip
+
+
 def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
