@@ -4,6 +4,7 @@ tests monkeypatch these functions to play the other kind of machine)."""
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -36,10 +37,30 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) below its bf16 and its AMX kernels, lowest first.
+_BELOW_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+_BELOW_AMX = (*_BELOW_BF16, "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16")
+
+
+def onednn_cap() -> str | None:
+    """The instruction set oneDNN is capped at by ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``), if any:
+    the convolutions then run without the kernels above it, whatever the CPU has."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return cap if cap and cap != "DEFAULT" else None
+
+
 def native_bf16() -> bool:
-    """bf16 arithmetic in hardware (AVX512-BF16 or AMX). ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``
-    is true on any AVX-512 CPU, where bf16 is emulated and slower than fp32: it is not asked."""
+    """bf16 arithmetic in hardware (AVX512-BF16 or AMX) that oneDNN may use. ``torch.ops.mkldnn.
+    _is_mkldnn_bf16_supported()`` is true on any AVX-512 CPU, where bf16 is emulated and slower than
+    fp32: it is not asked. A oneDNN cap below AVX512_CORE_BF16 leaves bf16 emulated: not native."""
+    if onednn_cap() in _BELOW_BF16:
+        return False
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def has_amx() -> bool:
+    """AMX tiles that oneDNN may use (not capped below AVX512_CORE_AMX)."""
+    return bool(torch.cpu._is_amx_tile_supported()) and onednn_cap() not in _BELOW_AMX
 
 
 def has_vnni() -> bool:
@@ -51,7 +72,10 @@ def has_vnni() -> bool:
 def describe() -> str:
     """One line for every measurement: the CPU's name and the flags that matter."""
     flags = [f for f in FLAGS if f in cpu_flags()]
-    return f"{cpu_name()} [{' '.join(flags) or 'no AVX2'}]"
+    cap = f", oneDNN capped at {onednn_cap()}" if onednn_cap() else ""
+    capability = os.environ.get("ATEN_CPU_CAPABILITY")  # ATen's and inductor's vector code
+    cap += f", ATEN_CPU_CAPABILITY={capability}" if capability else ""
+    return f"{cpu_name()} [{' '.join(flags) or 'no AVX2'}{cap}]"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,7 +100,7 @@ def cpu_kind() -> str:
     """``amx``, ``avx512_bf16`` (native bf16 without AMX) or ``other``: the row of ``FAST_PATHS``."""
     if not native_bf16():
         return "other"
-    return "amx" if torch.cpu._is_amx_tile_supported() else "avx512_bf16"
+    return "amx" if has_amx() else "avx512_bf16"
 
 
 def fast_path(device: torch.device) -> tuple[str, bool, bool, str]:

@@ -98,6 +98,26 @@ def test_precision_auto_follows_the_cpu(tiny_npz, tmp_path, monkeypatch, native)
     assert ("emulated and slow" in log) is native  # bf16 kept on a CPU without native bf16: the log says so
 
 
+@pytest.mark.parametrize(
+    "cap,kind", [(None, "amx"), ("avx512_core_bf16", "avx512_bf16"), ("AVX2", "other"), ("DEFAULT", "amx")]
+)
+def test_a_onednn_cap_lowers_the_cpu_kind(monkeypatch, cap, kind):
+    """ONEDNN_MAX_CPU_ISA keeps oneDNN below its AMX or bf16 kernels on an AMX CPU: auto must not pick
+    the path those kernels justify (bf16 would be emulated under an AVX2 cap)."""
+    from resnetlab import hardware
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert hardware.cpu_kind() == kind
+    assert hardware.fast_path(torch.device("cpu"))[0] == ("fp32" if kind == "other" else "bf16")
+    assert ("capped" in hardware.describe()) is (cap not in (None, "DEFAULT"))
+
+
 def test_bf16_training_stays_finite(tiny_npz, tmp_path):
     """bf16 autocast trains on any CPU (emulated where bf16 is not native: slowly, on a tiny model)."""
     out = tmp_path / "bf16"
