@@ -72,10 +72,10 @@ def has_vnni() -> bool:
 def describe() -> str:
     """One line for every measurement: the CPU's name and the flags that matter."""
     flags = [f for f in FLAGS if f in cpu_flags()]
-    cap = f", oneDNN capped at {onednn_cap()}" if onednn_cap() else ""
-    capability = os.environ.get("ATEN_CPU_CAPABILITY")  # ATen's and inductor's vector code
-    cap += f", ATEN_CPU_CAPABILITY={capability}" if capability else ""
-    return f"{cpu_name()} [{' '.join(flags) or 'no AVX2'}{cap}]"
+    cap, capability = onednn_cap(), os.environ.get("ATEN_CPU_CAPABILITY")  # the latter: ATen's and inductor's
+    limits = [f"oneDNN capped at {cap}"] if cap else []
+    limits += [f"ATEN_CPU_CAPABILITY={capability}"] if capability else []
+    return f"{cpu_name()} [{', '.join([' '.join(flags) or 'no AVX2', *limits])}]"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -26,10 +26,10 @@ FOLDER = Path(__file__).parent
 _KEY = "resnetlab"  # the safetensors metadata entry holding the JSON description
 
 
-def available() -> dict[str, list[str]]:
+def available(folder: Path = FOLDER) -> dict[str, list[str]]:
     """``{model name: [weights names]}`` of every shipped file, e.g. ``{"resnet20": ["cifar10"]}``."""
     found: dict[str, list[str]] = {}
-    for path in sorted(FOLDER.glob("*-*.safetensors")):
+    for path in sorted(folder.glob("*-*.safetensors")):
         model, _, weights = path.stem.rpartition("-")
         found.setdefault(model, []).append(weights)
     return found
@@ -38,7 +38,7 @@ def available() -> dict[str, list[str]]:
 def _path(model: str, weights: str, folder: Path = FOLDER) -> Path:
     path = folder / f"{model}-{weights}.safetensors"
     if not path.is_file():
-        names = available()
+        names = available(folder)
         offered = (
             f"{model} has weights {', '.join(names[model])}"
             if model in names
