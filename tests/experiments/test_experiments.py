@@ -9,7 +9,7 @@ import pytest
 import resnetlab.train.loop as loop_module
 from resnetlab.cli import main
 from resnetlab.experiments import GradientSetup, run_degradation, run_gradients
-from resnetlab.experiments.runs import median_epoch_s
+from resnetlab.experiments.runs import cell, median_epoch_s, pct
 
 TINY = ["--iterations", "12", "--batch-size", "32", "--threads", "1"]
 
@@ -129,6 +129,11 @@ def test_median_epoch_ignores_a_pause():
     records = [{"time_s": t} for t in (10.0, 20.0, 3630.0, 3640.0)]
     assert median_epoch_s(records) == 10.0
     assert median_epoch_s([{"time_s": 42.0}]) == 42.0 and median_epoch_s([]) is None
+
+
+def test_report_cells():
+    assert cell(None) == "—" and cell(7199.6) == "7200" and cell(7200.0, ".2f", 1 / 3600) == "2.00"
+    assert pct(0.0699) == "6.99" and pct(None) == "—"
 
 
 def test_cifar_table_command(tiny_npz, tmp_path):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..train.metrics import plot_curves
-from .runs import TIME_NOTE, diverged_at, median_epoch_s, pct, train_run
+from .runs import TIME_NOTE, cell, diverged_at, median_epoch_s, pct, train_run
 
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
 
@@ -44,8 +44,7 @@ def run_cifar_table(
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        time_h = "—" if row["time_s"] is None else f"{row['time_s'] / 3600:.2f}"
-        epoch_s = "—" if row["epoch_s"] is None else f"{row['epoch_s']:.0f}"
+        time_h, epoch_s = cell(row["time_s"], ".2f", 1 / 3600), cell(row["epoch_s"])
         error = pct(row["test_error"]) if row["diverged"] is None else f"diverged at iteration {row['diverged']}"
         lines.append(
             f"| ResNet-{row['depth']} | {row['iterations'] or '—'} | {error} | "

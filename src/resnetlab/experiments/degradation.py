@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..train.metrics import pyplot, save_figure
-from .runs import TIME_NOTE, diverged_at, median_epoch_s, pct, train_run
+from .runs import TIME_NOTE, cell, diverged_at, median_epoch_s, pct, train_run
 
 FAMILIES = {"conv": "", "mlp": "mlp_"}  # family -> model name prefix: resnet56 / mlp_resnet56
 
@@ -53,7 +53,7 @@ def run_degradation(
     ]
     for r in rows:
         name = r["model"] if r["diverged"] is None else f"{r['model']} (diverged at iteration {r['diverged']})"
-        time_s, epoch_s = ("—" if r[k] is None else f"{r[k]:.0f}" for k in ("time_s", "epoch_s"))
+        time_s, epoch_s = cell(r["time_s"]), cell(r["epoch_s"])
         lines.append(f"| {name} | {r['iterations'] or '—'} | {pct(r['train_error'])} | {pct(r['test_error'])} | "
                      f"{time_s} | {epoch_s} |")  # fmt: skip
     lines += ["", TIME_NOTE, "", "![degradation](degradation.png)", "", _verdict(rows, depths)]

@@ -48,5 +48,10 @@ TIME_NOTE = ("Wall time: the run's clock at its last record, summed over resumes
              "time between epoch records, which pauses and short disturbances do not move.")  # fmt: skip
 
 
+def cell(x: float | None, spec: str = ".0f", scale: float = 1.0) -> str:
+    """A report's table cell: ``x * scale`` formatted with ``spec``, or "—" where nothing was measured."""
+    return "—" if x is None else format(scale * x, spec)
+
+
 def pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f}"
+    return cell(x, ".2f", 100)
