@@ -34,6 +34,7 @@ PATHS = {
     "linear": {"schedule": "linear"},  # linear to zero instead of cosine
     "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390},  # the recipe before batch 256
     "no-smoothing": {"label_smoothing": 0.0},  # an ablation: what label smoothing gives
+    "small24": {"small_size": 24},  # progressive resizing: 24x24 batches for the first half of the steps
 }
 
 

@@ -115,6 +115,9 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing (paper: 0)", metavar="X")
     ema: float = _f(0.0, "evaluate and save an exponential moving average of the weights with this decay per step "
                     "(e.g. 0.999; 0: off, the paper)", metavar="D")  # fmt: skip
+    small_size: int = _f(0, "progressive resizing: the augmented batches downscaled to N×N pixels for the first "
+                         "--small-until of the iterations (0: off, the paper)", metavar="N")  # fmt: skip
+    small_until: float = _f(0.5, "progressive resizing: the fraction of all iterations at --small-size", metavar="F")
     seed: int = _f(0, "initialization, shuffling and augmentation (default 0)")
     device: str = _f("auto", "default auto: CUDA when available", choices=("auto", "cpu", "cuda"))
     threads: int | None = _f(None, "CPU threads for PyTorch (default: PyTorch's)", metavar="N")
@@ -163,6 +166,10 @@ class TrainConfig:
                 raise ValueError(f"{f.name} must be one of {', '.join(allowed)}, got {getattr(self, f.name)!r}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
+        if not isinstance(self.small_size, int) or self.small_size < 0 or 0 < self.small_size < 8:
+            raise ValueError(f"small_size must be 0 (off) or at least 8 pixels, got {self.small_size!r}")
+        if not 0 < self.small_until <= 1:
+            raise ValueError(f"small_until must be a fraction in (0, 1], got {self.small_until!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):

@@ -180,7 +180,7 @@ def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, d
                 for step, x, y in loader.batches(epoch, state.step, steps):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
                     lr = run.learning_rate()
-                    stop = run.sgd_step(step, run.normalize(x), y, lr, interrupt["requested"])
+                    stop = run.sgd_step(step, run.inputs(x), y, lr, interrupt["requested"])
                     bar.update(1)
                     bar.set_postfix(
                         loss=f"{state.loss_sum / state.seen:.3f}",
@@ -271,9 +271,23 @@ class _Run:
                 convert_sync_batchnorm(self.model)
             ids = [self.device.index] if self.device.type == "cuda" else None
             trained = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.config.small_size >= min(self.data.x_train.shape[-2:]):
+            raise ValueError(
+                f"--small-size {self.config.small_size}: give fewer pixels than the training images' "
+                f"{tuple(self.data.x_train.shape[-2:])}, or 0 for no progressive resizing"
+            )
         self.forward = training_forward(trained, self.config)
         self.started, self.started_at = time.perf_counter(), self.state.iteration
         self.in_step = False
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """The uint8 batch as the model trains on it: normalized, and while progressive resizing lasts
+        (``--small-size``, the first ``--small-until`` of the iterations) downscaled with antialiasing."""
+        x = self.normalize(x)
+        size, until = self.config.small_size, self.config.small_until
+        if size and self.state.iteration < until * self.total:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return x
 
     def learning_rate(self) -> float:
         return learning_rate(self.config, self.state.iteration, self.total, not self.state.warmup_done)

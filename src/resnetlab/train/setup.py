@@ -109,7 +109,8 @@ def training_forward(model: nn.Module, config: TrainConfig):
         raise ValueError(
             f"--compile needs torch.compile (PyTorch >= 2.0; this is {torch.__version__}); run without --compile"
         )
-    return torch.compile(model)
+    # Progressive resizing feeds two input sizes: one static graph for each, not a dynamic-shape graph.
+    return torch.compile(model, dynamic=False if config.small_size else None)
 
 
 @contextlib.contextmanager
