@@ -32,9 +32,10 @@ PATHS = {
     # candidates for a faster recipe, each one change to fast-cifar
     "ema": {"ema": 0.999},  # weight averaging, evaluated at the end
     "linear": {"schedule": "linear"},  # linear to zero instead of cosine
-    "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390},  # the recipe before batch 256
+    "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390, "small_size": 0},  # before batch 256
     "no-smoothing": {"label_smoothing": 0.0},  # an ablation: what label smoothing gives
-    "small24": {"small_size": 24},  # progressive resizing: 24x24 batches for the first half of the steps
+    "full-size": {"small_size": 0},  # the recipe before progressive resizing (commit 5fb47c0 and earlier)
+    "small24": {"small_size": 24},  # fast-cifar since progressive resizing; its seeds ran as this path
 }
 
 

@@ -62,7 +62,10 @@ RECIPES: dict[str, dict] = {
     # bf16 where it is native, fp32 elsewhere, where bf16 is emulated and slower). Why batch 256: the
     # same 10 epochs and seed reach the same accuracy as batch 128 (87.20% against 87.22%) while the
     # step moves 12% more images/s on an AMX CPU; weight averaging (--ema 0.999) gave +0.06 points,
-    # within noise, and stays out. README "Fast CPU training" has the measurements.
+    # within noise, and stays out. Progressive resizing, the first half of the steps on batches
+    # downscaled to 24×24: the same 10 epochs and seed reach 87.21% against 87.20% in 0.81 of the
+    # time (those epochs take half as long); over 30 epochs, seeds 0-2 reach 91.32% in 12.7 min
+    # against 91.77% in 19.2 min without it. README "Fast CPU training" has the measurements.
     "fast-cifar": {
         **_COSINE,
         "precision": "auto",
@@ -72,6 +75,7 @@ RECIPES: dict[str, dict] = {
         "warmup_iterations": 195,
         "eval_every": 0,
         "tta_flip": True,
+        "small_size": 24,
     },  # fmt: skip
 }
 
