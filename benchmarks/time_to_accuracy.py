@@ -35,7 +35,6 @@ PATHS = {
     "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390, "small_size": 0},  # before batch 256
     "no-smoothing": {"label_smoothing": 0.0},  # an ablation: what label smoothing gives
     "full-size": {"small_size": 0},  # the recipe before progressive resizing (commit 5fb47c0 and earlier)
-    "small24": {"small_size": 24},  # fast-cifar since progressive resizing; its seeds ran as this path
 }
 
 

@@ -118,6 +118,11 @@ def _fit(config: TrainConfig, resume: bool, out: Path, world: World, log: Log, d
             f"--tta-flip: {data.name} is not flip-safe (a mirrored image is another class, e.g. "
             f"a digit); run without --tta-flip"
         )
+    if config.small_size >= min(data.x_train.shape[-2:]):
+        raise ValueError(
+            f"--small-size {config.small_size}: give fewer pixels than the training images' "
+            f"{tuple(data.x_train.shape[-2:])}, or 0 for no progressive resizing"
+        )
     model = build_model(config, data, log).to(device)
     average = WeightAverage(model, config.ema) if config.ema else None  # what is evaluated and saved, when on
     optimizer = torch.optim.SGD(
@@ -271,11 +276,6 @@ class _Run:
                 convert_sync_batchnorm(self.model)
             ids = [self.device.index] if self.device.type == "cuda" else None
             trained = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if self.config.small_size >= min(self.data.x_train.shape[-2:]):
-            raise ValueError(
-                f"--small-size {self.config.small_size}: give fewer pixels than the training images' "
-                f"{tuple(self.data.x_train.shape[-2:])}, or 0 for no progressive resizing"
-            )
         self.forward = training_forward(trained, self.config)
         self.started, self.started_at = time.perf_counter(), self.state.iteration
         self.in_step = False
