@@ -79,7 +79,7 @@ def main() -> None:
         print(
             f"{final.name}: {final.stat().st_size / 1e6:.2f} MB, test error {100 * counts['float64'] / len(y):.2f}% "
             f"float64 ({counts['float64']} of {len(y)}), {100 * counts['float32'] / len(y):.2f}% float32, "
-            f"run's own {100 * extra['run_test_error']:.2f}% ({config['config']['precision']})"
+            f"run's own {100 * extra['run_test_error']:.2f}% ({config.get('resolved', config['config'])['precision']})"
         )
     total = sum(p.stat().st_size for p in FOLDER.glob("*.safetensors"))
     print(f"all shipped weights: {total / 1e6:.2f} MB")

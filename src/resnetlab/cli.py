@@ -73,17 +73,16 @@ def cmd_summary(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainingInterrupted, fit, make_config, resume_config
-    from .train.distributed import restart_count, world_from_env
-    from .train.loop import NonFiniteLoss
+    from .train import NonFiniteLoss, TrainingInterrupted, fit, make_config, resume_config
+    from .train.distributed import restart_count, under_torchrun, world_from_env
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
     if "milestones" in given:
         given["milestones"] = tuple(given["milestones"])
     world, resume = world_from_env(), args.resume
-    if world.size > 1 and not resume and "out" not in given:
+    if (world.size > 1 or under_torchrun()) and not resume and "out" not in given:
         raise ValueError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
-    if restart_count() > 0 and not resume and (Path(given["out"]) / "config.json").is_file():
+    if restart_count() > 0 and not resume and "out" in given and (Path(given["out"]) / "config.json").is_file():
         resume = given["out"]  # torchrun restarted the workers (--max-restarts): continue the run, as --resume would
     if resume:
         config = resume_config(resume, given)

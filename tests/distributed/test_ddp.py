@@ -1,12 +1,14 @@
 """Data-parallel training under torchrun on CPU (gloo), 2 processes of 1 thread on localhost: the same
 computation as 1 process, faults that end cleanly or restart to the same weights, two agents as two nodes."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,18 +18,20 @@ from resnetlab.cli import main
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ROOT = Path(__file__).parents[2]  # on the workers' path: tests.hooks
 
 
 def _train_args(data, out, *extra):
     return ["train", "--data", f"npz:{data}", "--batch-size", "32", "--out", str(out), *extra]
 
 
-def _torchrun(args, *launcher, nproc=2, background=False):
+def _torchrun(args, *launcher, nproc=2, background=False, env=None):
     cmd = [sys.executable, "-m", "torch.distributed.run", *(launcher or ["--standalone"]),
            f"--nproc_per_node={nproc}", "-m", "resnetlab", *args]  # fmt: skip
+    env = {**ENV, **(env or {})}
     if background:
-        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def _weights(run):
@@ -40,10 +44,22 @@ def _max_relative(a, b):
 
 
 def test_two_processes_compute_what_one_does(tiny_npz, tmp_path):
-    common = ["--model", "resnet20", "--iterations", "3", "--lr", "0.01", "--recipe", "paper-cifar"]
+    """With gradients clipped (to a norm every step exceeds), and a test hook on both workers."""
+    common = ["--model", "resnet20", "--iterations", "3", "--lr", "0.01", "--recipe", "paper-cifar",
+              "--clip-grad-norm", "0.3"]  # fmt: skip
     assert main([*_train_args(tiny_npz, tmp_path / "one", *common), "--threads", "1"]) == 0
-    synced = _torchrun(_train_args(tiny_npz, tmp_path / "sync", *common))
+    hooks = {"RESNETLAB_TEST_HOOKS": "tests.hooks:recorder", "RESNETLAB_TEST_RECORD": str(tmp_path / "record"),
+             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    synced = _torchrun(_train_args(tiny_npz, tmp_path / "sync", *common), env=hooks)
     assert synced.returncode == 0, synced.stdout + synced.stderr
+    records = [json.loads((tmp_path / "record" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rank"] for r in records] == [0, 1] and all(r["started"] == 1 for r in records)
+    for r in records:  # what the optimizer saw on each rank: clipped, and the same on both
+        assert len(r["norms"]) == 3 and max(r["norms"]) <= 0.3 * (1 + 1e-6) and min(r["norms"]) > 0.3 * 0.99
+    assert records[0]["norms"] == pytest.approx(records[1]["norms"], rel=1e-6)
+    grad_norm = json.loads((tmp_path / "sync" / "metrics.json").read_text())[-1]["grad_norm"]
+    assert grad_norm == pytest.approx(json.loads((tmp_path / "one" / "metrics.json").read_text())[-1]["grad_norm"],
+                                      rel=2e-3) and grad_norm > 0.3  # fmt: skip
     per_rank = _torchrun(_train_args(tiny_npz, tmp_path / "local", *common, "--no-sync-bn"))
     assert per_rank.returncode == 0, per_rank.stdout + per_rank.stderr
     one, sync, local = (_weights(tmp_path / r) for r in ("one", "sync", "local"))

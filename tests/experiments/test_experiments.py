@@ -2,11 +2,9 @@
 
 import csv
 import json
-from contextlib import contextmanager
 
 import pytest
 
-import resnetlab.train.loop as loop_module
 from resnetlab.cli import main
 from resnetlab.experiments import GradientSetup, run_degradation, run_gradients
 from resnetlab.experiments.runs import cell, median_epoch_s, pct
@@ -229,14 +227,8 @@ def test_bad_depth_is_one_line_error(tmp_path, capsys):
 
 
 def test_interrupted_experiment_continues_when_run_again(tiny_npz, tmp_path, monkeypatch, capsys):
-    class CtrlC(dict):
-        """The flag Ctrl-C sets, read by the loop between steps: set after 5 reads."""
-
-        def __getitem__(self, key):
-            self.reads = getattr(self, "reads", 0) + 1
-            return self.reads > 5
-
-    monkeypatch.setattr(loop_module, "graceful_interrupt", contextmanager(lambda: (yield CtrlC())))
+    monkeypatch.setenv("RESNETLAB_TEST_HOOKS", "tests.hooks:interrupt")  # Ctrl-C during the 6th step
+    monkeypatch.setenv("RESNETLAB_TEST_INTERRUPT_AT", "5")
     args = ["experiment", "cifar-table", "--data", f"npz:{tiny_npz}", "--depths", "8", "--out", str(tmp_path), *TINY]
     assert main(args) == 130
     err = capsys.readouterr().err

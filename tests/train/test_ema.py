@@ -1,15 +1,13 @@
 """--ema: the average is the model a run evaluates and saves, computed as the formula says from the
-trained weights of every step, and a resumed run averages exactly as an uninterrupted one."""
-
-import json
+trained weights of every step (a resumed run averages exactly as an uninterrupted one: test_hooks.py)."""
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.train.test_fit import final_weights, interrupt, tiny_config, without_time
+from tests.hooks import Recorder
+from tests.train.test_fit import final_weights, tiny_config
 
 from resnetlab.train import fit, load_checkpoint, make_config
-from resnetlab.train import loop as loop_module
 from resnetlab.train.ema import WeightAverage
 
 
@@ -17,10 +15,9 @@ def test_average_follows_the_formula_from_every_steps_weights(tiny_npz, tmp_path
     """save_every=1 keeps the trained weights of every step (``raw.*``); the average is recomputed
     from them by hand: θ̄_t = d_t·θ̄_{t-1} + (1 − d_t)·θ_t, d_t = min(d, (1 + t)/(10 + t)), θ̄ from θ_0."""
     out, steps, decay = tmp_path / "run", 6, 0.5
-    fit(tiny_config(tiny_npz, out, iterations=steps, save_every=1, keep_checkpoints=steps, ema=decay))
-    torch.manual_seed(0)
-    initial = loop_module.build_model(tiny_config(tiny_npz, out, ema=decay), _data(tiny_npz), lambda *_: None)
-    expected = {k: v.clone().double() for k, v in initial.state_dict().items() if v.is_floating_point()}
+    seen = Recorder()  # its on_start keeps the initial weights
+    fit(tiny_config(tiny_npz, out, iterations=steps, save_every=1, keep_checkpoints=steps, ema=decay), hooks=[seen])
+    expected = {k: v.clone().double() for k, v in seen.initial.items() if v.is_floating_point()}
     for t in range(steps):
         raw = load_file(out / "checkpoints" / str(t + 1) / "state.safetensors")
         d = min(decay, (1 + t) / (10 + t))
@@ -49,20 +46,6 @@ def test_the_average_is_what_is_evaluated(tiny_npz, tmp_path):
     with torch.no_grad():
         pred = model((data.x_test.float() / 255 - mean) / std).argmax(1)
     assert record["test_error"] == pytest.approx((pred != data.y_test).float().mean().item())
-
-
-def test_resumed_average_equals_uninterrupted(tiny_npz, tmp_path, monkeypatch):
-    reference = tmp_path / "reference"
-    fit(tiny_config(tiny_npz, reference, ema=0.9))
-    out = tmp_path / "interrupted"
-    interrupt(tiny_config(tiny_npz, out, ema=0.9), monkeypatch)
-    fit(tiny_config(tiny_npz, out, ema=0.9), resume=True)
-    for name in ("model.safetensors", "state.safetensors"):  # the average, and the trained weights beside it
-        ref = load_file(reference / "checkpoints" / "last" / name)
-        got = load_file(out / "checkpoints" / "last" / name)
-        assert all(torch.equal(ref[k], got[k]) for k in ref if k != "rng.torch"), name
-    metrics = lambda p: without_time(json.loads((p / "metrics.json").read_text()))  # noqa: E731
-    assert metrics(out) == metrics(reference)
 
 
 def test_bad_decay_is_refused():

@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.hooks import InterruptAt
 
 from resnetlab import create_model
 from resnetlab.cli import main
-from resnetlab.train import make_config
+from resnetlab.train import TrainingInterrupted, fit, make_config
 from resnetlab.train.evaluate import predict
-from resnetlab.train.loop import fit
 from resnetlab.train.setup import compile_errors
 
 
@@ -86,17 +86,26 @@ def test_precision_auto_follows_the_cpu(tiny_npz, tmp_path, monkeypatch, native)
     monkeypatch.setattr(hardware, "native_bf16", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
     out = tmp_path / "run"
-    fit(config(tiny_npz, out, precision="auto", compile=False, iterations=2))  # --no-compile given: kept
+    with pytest.raises(TrainingInterrupted):  # Ctrl-C in step 1 of 2; --no-compile given: kept
+        fit(config(tiny_npz, out, precision="auto", compile=False, iterations=2), hooks=[InterruptAt(0)])
     saved = json.loads((out / "config.json").read_text())
     expected = "bf16" if native else "fp32"
-    assert saved["config"]["precision"] == expected and saved["precision"]["requested"] == "auto"
-    assert saved["precision"]["resolved"] == expected and saved["config"]["compile"] is False
-    assert saved["config"]["channels_last"] is native and saved["precision"]["reason"]
+    # the request and what it resolved to, as two named fields
+    assert saved["config"]["precision"] == "auto" and saved["resolved"]["precision"] == expected
+    assert saved["config"]["compile"] is False and saved["resolved"]["compile"] is False
+    assert saved["config"]["channels_last"] is None and saved["resolved"]["channels_last"] is native
+    assert saved["resolved"]["reason"]
     monkeypatch.setattr(hardware, "native_bf16", lambda: not native)  # resumed on the other kind of CPU
-    fit(config(tiny_npz, out, precision="auto", compile=False, iterations=2), resume=True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: not native)
+    from resnetlab.train import resume_config
+
+    fit(resume_config(out, {"precision": "auto"}), resume=True)  # auto agrees with the run
     log = (out / "train.log").read_text()
-    assert json.loads((out / "checkpoints" / "last" / "state.json").read_text())["config"]["precision"] == expected
+    meta = json.loads((out / "checkpoints" / "last" / "state.json").read_text())
+    assert meta["iteration"] == 2 and meta["resolved"]["precision"] == expected
+    assert meta["resolved"]["channels_last"] is native  # kept, although this CPU would choose otherwise
     assert ("emulated and slow" in log) is native  # bf16 kept on a CPU without native bf16: the log says so
+    assert resume_config(out, {"precision": expected}).precision == "auto"  # the resolved value agrees too
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.hooks import InterruptAt
 
 import resnetlab
 from resnetlab.train import NonFiniteLoss, TrainingInterrupted, fit, load_checkpoint, make_config
-from resnetlab.train import loop as loop_module
 from resnetlab.train.metrics import COLUMNS
 
 
@@ -79,37 +79,17 @@ def test_same_seed_same_metrics(tiny_npz, tmp_path):
     assert without_time([a]) != without_time([c])
 
 
-class StopAfter(dict):
-    """Stands in for the Ctrl-C flag: 'requested' turns true after ``n`` reads."""
-
-    def __init__(self, n):
-        super().__init__(requested=False)
-        self.reads = n
-
-    def __getitem__(self, key):
-        self.reads -= 1
-        return self.reads < 0
-
-
-def interrupt(config, monkeypatch, checks: int = 13) -> None:
-    """Run ``config`` until a Ctrl-C arrives at the ``checks``-th step, as a user would stop it."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def stop_after_checks():
-        yield StopAfter(checks)
-
-    monkeypatch.setattr(loop_module, "graceful_interrupt", stop_after_checks)
+def interrupt(config, checks: int = 13) -> None:
+    """Run ``config`` until a Ctrl-C arrives during step ``checks + 1``, as a user would stop it."""
     with pytest.raises(TrainingInterrupted, match="--resume"):
-        fit(config)
-    monkeypatch.undo()
+        fit(config, hooks=[InterruptAt(checks)])
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(tiny_npz, tmp_path, monkeypatch):
+def test_interrupted_then_resumed_equals_uninterrupted(tiny_npz, tmp_path):
     reference = tmp_path / "reference"
     fit(tiny_config(tiny_npz, reference, val_split=64))
     out = tmp_path / "interrupted"
-    interrupt(tiny_config(tiny_npz, out, val_split=64), monkeypatch)
+    interrupt(tiny_config(tiny_npz, out, val_split=64))
     stopped_at = json.loads((out / "checkpoints" / "last" / "state.json").read_text())["iteration"]
     assert 0 < stopped_at < 24 and stopped_at % 5  # saved on Ctrl-C, between regular checkpoints
     fit(tiny_config(tiny_npz, out, val_split=64), resume=True)
@@ -211,14 +191,14 @@ def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path):
     assert main(["train", "--resume", str(out), "--model", "resnet8"]) == 0  # agreeing flags are fine
 
 
-def test_resume_may_change_how_a_run_executes(tiny_npz, tmp_path, monkeypatch):
+def test_resume_may_change_how_a_run_executes(tiny_npz, tmp_path):
     """Device, threads, compilation, memory format and evaluation cadence may change on a resume
     (e.g. to finish a long run with --compile); what is computed may not."""
     from resnetlab.train import resume_config
 
     reference, out = tmp_path / "reference", tmp_path / "run"
     fit(tiny_config(tiny_npz, reference))
-    interrupt(tiny_config(tiny_npz, out), monkeypatch, checks=9)
+    interrupt(tiny_config(tiny_npz, out), checks=9)
     config = resume_config(out, {"threads": 2, "eval_every": 0, "channels_last": True})
     assert config.threads == 2 and config.channels_last and config.eval_every == 0
     fit(config, resume=True)
@@ -361,3 +341,60 @@ def test_ctrl_c_saves_and_exits_130(tiny_npz, tmp_path):
     assert "--resume" in err
     state = json.loads((out / "checkpoints" / "last" / "state.json").read_text())
     assert 0 < state["iteration"] < 1000  # saved where it stopped, not at a regular checkpoint
+
+
+def test_batch_larger_than_the_data_is_refused_before_anything_is_written(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"^--batch-size 300 is larger than the 256 training images .* 256 or less$"):
+        fit(tiny_config(tiny_npz, out, batch_size=300, val_split=64))
+    assert not out.exists()  # no config.json keeping a batch size the run would not have used
+
+
+def test_a_failed_save_on_the_way_out_leaves_the_interruption_its_way(tiny_npz, tmp_path):
+    """Ctrl-C during step 7, and the checkpoint folder broken meanwhile: the interruption still reaches the
+    caller (a failed save in ``finally`` would replace it), and the failure is one line of the log."""
+    out = tmp_path / "run"
+
+    def break_checkpoints():
+        (out / "checkpoints").rename(out / "moved")
+        (out / "checkpoints").write_text("not a folder")
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at iteration 7"):
+        fit(tiny_config(tiny_npz, out), hooks=[InterruptAt(6, then=break_checkpoints)])
+    failed = [line for line in (out / "train.log").read_text().splitlines() if "could not save" in line]
+    assert len(failed) == 1 and failed[0].startswith("could not save a checkpoint at iteration 7 (FileExistsError")
+
+
+def test_under_torchrun_out_is_required_for_any_world_size(tiny_npz, monkeypatch, capsys):
+    """A 1-process torchrun run restarted by --max-restarts: without --out it could not find its run folder."""
+    from resnetlab.cli import main
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert main(["train", "--data", f"npz:{tiny_npz}", "--iterations", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "under torchrun give --out" in err
+
+
+def test_a_run_saved_before_the_resolved_fields_resumes(tiny_npz, tmp_path):
+    """config.json and checkpoints as the version before this one wrote them (the resolved values in the
+    config itself, the warm-up's state among the run's fields, no hooks): the run resumes and ends as an
+    uninterrupted one does."""
+    from resnetlab.train import resume_config
+
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    fit(tiny_config(tiny_npz, reference))
+    interrupt(tiny_config(tiny_npz, out), checks=7)
+    saved = json.loads((out / "config.json").read_text())
+    old = {**saved["config"], "precision": "fp32", "compile": False, "channels_last": False}
+    del old["clip_grad_norm"]
+    precision = {"requested": "fp32", "resolved": "fp32", "compile": False, "channels_last": False, "reason": "given"}
+    (out / "config.json").write_text(json.dumps({"config": old, "precision": precision, "command": [],
+                                                 "provenance": saved["provenance"]}))  # fmt: skip
+    for state in (out / "checkpoints").glob("[0-9]*/state.json"):
+        meta = json.loads(state.read_text())
+        meta = {k: v for k, v in meta.items() if k not in ("resolved", "hooks")}
+        state.write_text(json.dumps({**meta, "config": old, "warmup_done": True, "error_ema": 0.5}))
+    fit(resume_config(out), resume=True)
+    ref, got = final_weights(reference), final_weights(out)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)

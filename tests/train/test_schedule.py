@@ -5,12 +5,12 @@ import math
 import pytest
 
 from resnetlab.train import make_config
-from resnetlab.train.loop import learning_rate
+from resnetlab.train.schedule import learning_rate
 
 
 def lr_at(schedule, iteration, total=100, **kw):
     config = make_config("cosine", schedule=schedule, lr=0.4, iterations=total, **kw)
-    return learning_rate(config, iteration, total, warming_up=False)
+    return learning_rate(config, iteration, total)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])

@@ -16,7 +16,15 @@ from .cifar import (
 )
 from .imagenet import plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
 from .mlp import MLPResNet, mlp_resnet
-from .registry import builder_takes, create_model, default_input_size, list_models, model_forms, register_model
+from .registry import (
+    builder_takes,
+    create_model,
+    default_input_size,
+    list_models,
+    model_family,
+    model_forms,
+    register_model,
+)
 from .resnet import ResNet
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "create_model",
     "default_input_size",
     "list_models",
+    "model_family",
     "mlp_resnet",
     "model_forms",
     "register_model",

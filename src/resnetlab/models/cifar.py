@@ -8,7 +8,7 @@ from typing import Any
 
 from ..nn.blocks import BasicBlock
 from ..nn.norm import NormLayer
-from .registry import check_kwargs, keyword_args, register_family, register_model, twin_hint
+from .registry import check_kwargs, in_family, keyword_args, register_family, register_model, twin_hint
 from .resnet import ResNet
 
 WIDTHS = [16, 32, 64]
@@ -53,66 +53,77 @@ def _cifar(depth: int, residual: bool, kwargs: dict[str, Any]) -> ResNet:
 
 
 @register_model
+@in_family("cifar", 20)
 def resnet20(**kwargs: Any) -> ResNet:
     """CIFAR ResNet-20 (Sec. 4.2, Table 6)."""
     return _cifar(20, True, kwargs)
 
 
 @register_model
+@in_family("cifar", 32)
 def resnet32(**kwargs: Any) -> ResNet:
     """CIFAR ResNet-32 (Sec. 4.2, Table 6)."""
     return _cifar(32, True, kwargs)
 
 
 @register_model
+@in_family("cifar", 44)
 def resnet44(**kwargs: Any) -> ResNet:
     """CIFAR ResNet-44 (Sec. 4.2, Table 6)."""
     return _cifar(44, True, kwargs)
 
 
 @register_model
+@in_family("cifar", 56)
 def resnet56(**kwargs: Any) -> ResNet:
     """CIFAR ResNet-56 (Sec. 4.2, Table 6)."""
     return _cifar(56, True, kwargs)
 
 
 @register_model
+@in_family("cifar", 110)
 def resnet110(**kwargs: Any) -> ResNet:
     """CIFAR ResNet-110 (Sec. 4.2, Table 6)."""
     return _cifar(110, True, kwargs)
 
 
 @register_model
+@in_family("cifar", 1202)
 def resnet1202(**kwargs: Any) -> ResNet:
     """CIFAR ResNet-1202 (Sec. 4.2, Table 6)."""
     return _cifar(1202, True, kwargs)
 
 
 @register_model
+@in_family("cifar", 20)
 def plain20(**kwargs: Any) -> ResNet:
     """CIFAR plain net-20: ResNet-20 without shortcuts (Sec. 4.2, Fig. 6)."""
     return _cifar(20, False, kwargs)
 
 
 @register_model
+@in_family("cifar", 32)
 def plain32(**kwargs: Any) -> ResNet:
     """CIFAR plain net-32: ResNet-32 without shortcuts (Sec. 4.2, Fig. 6)."""
     return _cifar(32, False, kwargs)
 
 
 @register_model
+@in_family("cifar", 44)
 def plain44(**kwargs: Any) -> ResNet:
     """CIFAR plain net-44: ResNet-44 without shortcuts (Sec. 4.2, Fig. 6)."""
     return _cifar(44, False, kwargs)
 
 
 @register_model
+@in_family("cifar", 56)
 def plain56(**kwargs: Any) -> ResNet:
     """CIFAR plain net-56: ResNet-56 without shortcuts (Sec. 4.2, Fig. 6)."""
     return _cifar(56, False, kwargs)
 
 
 @register_model
+@in_family("cifar", 110)
 def plain110(**kwargs: Any) -> ResNet:
     """CIFAR plain net-110: ResNet-110 without shortcuts (Sec. 4.2, Fig. 6)."""
     return _cifar(110, False, kwargs)
@@ -134,7 +145,7 @@ def _resolve(name: str) -> Callable[..., ResNet] | None:
         return _cifar(depth, residual, kwargs)
 
     build.__name__ = build.__qualname__ = name
-    return build
+    return in_family("cifar", depth)(build)
 
 
 register_family(_resolve, "resnet<6n+2>/plain<6n+2> (any CIFAR depth, e.g. resnet26)")

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..nn.blocks import LinearBlock, make_activation, make_norm
 from ..nn.norm import NormLayer, get_norm
-from .registry import check_kwargs, keyword_args, register_family, twin_hint
+from .registry import check_kwargs, in_family, keyword_args, register_family, twin_hint
 
 
 class MLPResNet(nn.Module):
@@ -96,7 +96,7 @@ def _resolve(name: str) -> Callable[..., MLPResNet] | None:
     build.__name__ = build.__qualname__ = name
     params = inspect.signature(MLPResNet).parameters
     build.__signature__ = inspect.Signature([params[k] for k in valid])  # type: ignore[attr-defined]
-    return build
+    return in_family("mlp", depth)(build)
 
 
 register_family(_resolve, "mlp_resnet<2n+2>/mlp_plain<2n+2> (residual MLPs and plain twins, e.g. mlp_resnet20)")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _FAMILIES: list[Callable[[str], Callable[..., nn.Module] | None]] = []
 _FORMS: list[str] = []  # what each family's names look like, e.g. "resnet<6n+2>"
+_B = TypeVar("_B", bound=Callable[..., nn.Module])
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -19,6 +20,23 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         raise ValueError(f"model {fn.__name__!r} is already registered")
     _MODELS[fn.__name__] = fn
     return fn
+
+
+def in_family(family: str, depth: int) -> Callable[[_B], _B]:
+    """Declare a builder a member of ``family`` (e.g. ``"cifar"``) with ``depth`` layers: what
+    ``model_family`` answers, and what recipes decide by (never the digits of a name)."""
+
+    def mark(fn: _B) -> _B:
+        fn.family = family, depth  # type: ignore[attr-defined]  # an attribute of the function object
+        return fn
+
+    return mark
+
+
+def model_family(name: str) -> tuple[str, int] | None:
+    """``(family, depth)`` of the builder of ``name``, e.g. ``("cifar", 110)`` for resnet110 and plain110;
+    ``None`` for a builder outside the families (the ImageNet nets: resnet152 is not CIFAR)."""
+    return getattr(_builder(name), "family", None)
 
 
 def keyword_args(fn: Callable[..., Any]) -> tuple[str, ...]:

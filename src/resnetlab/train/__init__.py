@@ -1,12 +1,16 @@
-"""Training: configuration, the loop, checkpoints, metrics."""
+"""Training: configuration, the loop and its hooks, checkpoints, metrics."""
 
 from ..checkpoints import load_checkpoint
 from .config import RECIPES, TrainConfig, make_config, resume_config
-from .loop import NonFiniteLoss, TrainingInterrupted, fit
+from .hooks import Hook, Step
+from .loop import fit
+from .state import NonFiniteLoss, TrainingInterrupted
 
 __all__ = [
     "RECIPES",
+    "Hook",
     "NonFiniteLoss",
+    "Step",
     "TrainConfig",
     "TrainingInterrupted",
     "fit",

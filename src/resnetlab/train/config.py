@@ -9,15 +9,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .. import hardware
 from ..data.sources import SPECS
 
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
@@ -113,8 +109,9 @@ class TrainConfig:
         (0.5, 0.75), "step schedule, fractions of all iterations (paper: 32k and 48k of 64k)", metavar="F", nargs="+"
     )
     warmup_iterations: int = _f(0, "cosine, linear: warm-up steps from 0 to lr", metavar="N")
-    warmup_lr: float | None = _f(None, "constant lr until the training error is below --warmup-error "
-                                 "(paper, ResNet-110: 0.01)", metavar="X")  # fmt: skip
+    warmup_lr: float | None = _f(None, "constant lr until the training error is below --warmup-error (Sec. 4.2: "
+                                 "0.01; default: 0.01 for CIFAR nets of 110 layers or more under paper-cifar, "
+                                 "else off; 0: off)", metavar="X")  # fmt: skip
     warmup_error: float = _f(0.8, "the training error (fraction) that ends the constant warm-up", metavar="X")
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing (paper: 0)", metavar="X")
     ema: float = _f(0.0, "evaluate and save an exponential moving average of the weights with this decay per step "
@@ -122,6 +119,9 @@ class TrainConfig:
     small_size: int = _f(0, "progressive resizing: the augmented batches downscaled to N×N pixels for the first "
                          "--small-until of the iterations (0: off, the paper)", metavar="N")  # fmt: skip
     small_until: float = _f(0.5, "progressive resizing: the fraction of all iterations at --small-size", metavar="F")
+    clip_grad_norm: float | None = _f(
+        None, "clip the total gradient norm to X before each SGD step (default off); the mean pre-clip norm of "
+        "each epoch is logged as grad_norm", metavar="X")  # fmt: skip
     seed: int = _f(0, "initialization, shuffling and augmentation (default 0)")
     device: str = _f("auto", "default auto: CUDA when available", choices=("auto", "cpu", "cuda"))
     threads: int | None = _f(None, "CPU threads for PyTorch (default: PyTorch's)", metavar="N")
@@ -174,6 +174,10 @@ class TrainConfig:
             raise ValueError(f"small_size must be 0 (off) or at least 8 pixels, got {self.small_size!r}")
         if not 0 < self.small_until <= 1:
             raise ValueError(f"small_until must be a fraction in (0, 1], got {self.small_until!r}")
+        if self.warmup_lr is not None and self.warmup_lr < 0:
+            raise ValueError(f"warmup_lr must be >= 0 (0: off), got {self.warmup_lr!r}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0 (omit it for no clipping), got {self.clip_grad_norm!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
@@ -214,11 +218,6 @@ class TrainConfig:
         return "\n".join(f"  {k:<18} {json.dumps(v)}" for k, v in self.to_json().items())
 
 
-def _depth(model: str) -> int:
-    match = re.search(r"(\d+)$", model)
-    return int(match.group(1)) if match else 0
-
-
 def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
     """A recipe's fields with ``overrides`` on top; ``epochs`` and ``iterations`` replace each other.
     Without ``out``, the run goes to ``runs/<model>-<date>-<time>``."""
@@ -235,9 +234,6 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
     values.update(overrides)
     model = values.get("model", TrainConfig.model)
     values.setdefault("out", f"runs/{model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if recipe == "paper-cifar" and _depth(model) >= 110 and "warmup_lr" not in overrides:
-        # Sec. 4.2: for ResNet-110, lr 0.01 warms up training until its error is below 80%.
-        values["warmup_lr"] = 0.01
     if "milestones" in values:
         values["milestones"] = tuple(values["milestones"])
     return TrainConfig(**values)
@@ -265,36 +261,19 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
     out = overrides.pop("out", None)
     if out is not None and Path(out).resolve() != Path(run_dir).resolve():
         raise ValueError(f"--resume {run_dir} continues the run in that folder; drop --out {out}")
+    # an execution choice the run resolved when it started (e.g. --precision bf16 where auto chose bf16)
+    # agrees with it, as the request itself does
+    resolved = json.loads(path.read_text()).get("resolved", {})
+    agree = {k for k, v in overrides.items() if k in resolved and json.loads(json.dumps(v)) == resolved[k]}
     clash = [
         f"--{k.replace('_', '-')} {v} (the run has {saved[k]})"
         for k, v in overrides.items()
-        if k not in EXECUTION and json.loads(json.dumps(v)) != saved.get(k)
+        if k not in EXECUTION and k not in agree and json.loads(json.dumps(v)) != saved.get(k)
     ]
     if clash:
         raise ValueError(
             f"--resume continues the run with its saved config; refusing {', '.join(clash)} "
             f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION if k != 'out')} may change)"
         )
-    return dataclasses.replace(config, out=str(run_dir), **{k: v for k, v in overrides.items() if k in EXECUTION})
-
-
-def resolve_precision(config: TrainConfig, device: torch.device, saved: str | None = None) -> tuple[TrainConfig, dict]:
-    """The config a run executes: ``--precision auto`` made concrete for this machine (``saved``: the
-    precision a resumed run resolved when it started, which it keeps), and ``compile``/``channels_last``
-    from the CPU's fast path unless given (off when not given and the precision is not auto). Returns
-    it with a record of the choice for ``config.json``."""
-    precision, compile_, channels_last, reason = hardware.fast_path(device)
-    auto = config.precision == "auto"
-    if not auto:
-        compile_, channels_last, reason = False, False, "given"
-    if auto and saved is not None:
-        precision, reason = saved, "resolved when the run started"
-    resolved = dataclasses.replace(
-        config,
-        precision=precision if auto else config.precision,
-        compile=compile_ if config.compile is None else config.compile,
-        channels_last=channels_last if config.channels_last is None else config.channels_last,
-    )
-    record = {"requested": config.precision, "resolved": resolved.precision, "compile": resolved.compile,
-              "channels_last": resolved.channels_last, "reason": reason, "cpu": hardware.describe()}  # fmt: skip
-    return resolved, record
+    overrides = {k: v for k, v in overrides.items() if k in EXECUTION and k not in agree}
+    return dataclasses.replace(config, out=str(run_dir), **overrides)

@@ -48,6 +48,11 @@ def world_from_env() -> World:
     return world
 
 
+def under_torchrun() -> bool:
+    """Whether torchrun (its elastic agent) started this process, with any number of processes."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def restart_count() -> int:
     """How often torchrun has restarted this worker group (``--max-restarts``): 0 on the first start."""
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0) or 0)

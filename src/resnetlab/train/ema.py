@@ -4,6 +4,8 @@ Polyak averaging as the fast-training recipes use it (e.g. Tan & Le 2019; timm's
 every SGD step, θ̄ ← d_t·θ̄ + (1 − d_t)·θ with d_t = min(d, (1 + t)/(10 + t)) at step t, so that the
 average forgets the initialization within the first few hundred steps. Batch norm's running
 statistics are averaged like the weights; integer buffers (``num_batches_tracked``) are copied.
+As a hook, the average is what the run evaluates and checkpoints ship; the trained weights are kept
+beside it in the checkpoint, so that a resume continues both.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import copy
 
 import torch
 from torch import nn
+
+from .hooks import Hook, SessionView, Step
+from .state import RunState
 
 
 class WeightAverage:
@@ -37,3 +42,18 @@ class WeightAverage:
         torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], weight)
         for a, b in others:
             a.copy_(b)
+
+
+class WeightAveraging(Hook):
+    """``--ema D``: the run evaluates and ships ``WeightAverage(model, D)``, updated after every step."""
+
+    def __init__(self, decay: float):
+        self.decay = decay
+
+    def on_start(self, session: SessionView) -> None:
+        self.model = session.model
+        self.average = WeightAverage(session.model, self.decay)
+        session.evaluated = self.average.module
+
+    def after_step(self, state: RunState, step: Step) -> None:
+        self.average.update(self.model, step.iteration - 1)

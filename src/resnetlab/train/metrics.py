@@ -6,7 +6,9 @@ import json
 import os
 from pathlib import Path
 
-COLUMNS = ("epoch", "iteration", "train_loss", "train_error", "val_error", "test_error", "lr", "time_s")
+COLUMNS = (
+    "epoch", "iteration", "train_loss", "train_error", "val_error", "test_error", "lr", "grad_norm", "time_s",
+)  # fmt: skip
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -47,7 +47,7 @@ def evaluate_checkpoint(
             f"was trained on {meta['num_classes']} classes of {meta['in_channels']}x{meta['image_size']}²"
         )
     # evaluated as the run evaluated itself, or as shipped weights' documented error was measured
-    how = meta.get("evaluation", meta["config"])
+    how = meta.get("evaluation") or {**meta["config"], **meta.get("resolved", {})}
     precision = how.get("precision", "fp32")
     flip = bool(how.get("tta_flip")) and data.flip
     pred = predict(model, data.x_test, normalize, device, precision, flip=flip).argmax(1)

@@ -1,4 +1,5 @@
-"""What a run needs before its first step: device, data, model, provenance, a log, Ctrl-C handling."""
+"""The pieces a session is built from (session.py puts them together): data, model, weights, compilation,
+provenance, a log, Ctrl-C handling."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import platform
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -62,17 +62,12 @@ class Log:
             f.write(message + "\n")
 
 
-@dataclass(frozen=True)
-class Prepared:
-    data: ImageData
-    mean: list[float]  # per-channel, [0, 1] scale, from the training images
-    std: list[float]
-
-
-def prepare_data(config: TrainConfig, image_size: int) -> Prepared:
+def prepare_data(config: TrainConfig, image_size: int) -> tuple[ImageData, list[float], list[float]]:
+    """The run's data (its subset and validation split) and the per-channel mean and std of its training
+    images, on the [0, 1] scale."""
     data = load_data(config.data, image_size).subset(config.subset).split_validation(config.val_split)
     mean, std = channel_stats(data.x_train)
-    return Prepared(data, mean, [max(s, 1e-3) for s in std])
+    return data, mean, [max(s, 1e-3) for s in std]
 
 
 def model_input_size(config: TrainConfig) -> int:
@@ -83,7 +78,7 @@ def model_input_size(config: TrainConfig) -> int:
     return default_input_size(model)[-1]
 
 
-def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
+def build_model(config: TrainConfig, data: ImageData, log: Log, channels_last: bool = False) -> nn.Module:
     torch.manual_seed(config.seed)
     model = create_model(
         config.model,
@@ -95,22 +90,23 @@ def build_model(config: TrainConfig, data: ImageData, log: Log) -> nn.Module:
     )
     if config.weights:
         init_from_weights(model, config.weights, log, config.model)
-    if config.channels_last:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return model
 
 
-def training_forward(model: nn.Module, config: TrainConfig):
+def training_forward(model: nn.Module, compile: bool):
     """The module the training steps call: ``model`` itself, or compiled by ``torch.compile``
     (sharing its parameters, so checkpoints and evaluation use ``model`` unchanged)."""
-    if not config.compile:
+    if not compile:
         return model
     if not hasattr(torch, "compile"):
         raise ValueError(
             f"--compile needs torch.compile (PyTorch >= 2.0; this is {torch.__version__}); run without --compile"
         )
-    # Progressive resizing feeds two input sizes: one static graph for each, not a dynamic-shape graph.
-    return torch.compile(model, dynamic=False if config.small_size else None)
+    # Every step's batch has the same shape (a size change, e.g. progressive resizing, gets a second static
+    # graph rather than a dynamic-shape one).
+    return torch.compile(model, dynamic=False)
 
 
 @contextlib.contextmanager
