@@ -23,14 +23,14 @@ test: $(STAMP)
 
 # ruff (lint and format check) on everything, mypy on src/ (configured in pyproject.toml).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts hubconf.py
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts hubconf.py
 	$(VENV)/bin/mypy
 
 # Rewrite imports and layout as `make lint` wants them.
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
-	$(VENV)/bin/ruff format src tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts hubconf.py
+	$(VENV)/bin/ruff format src tests benchmarks scripts hubconf.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnetlab.pretrained import FOLDER, load_pretrained, pack
+from resnetlab.checkpoints import load_pretrained, pack
+from resnetlab.pretrained import FOLDER
 
 
 def test_errors(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, mean, std) -> dict[str, int]:
@@ -63,6 +64,7 @@ def main() -> None:
             "cpu": config["provenance"]["cpu"],
             "wall_s": metrics[-1]["time_s"],
             "run_test_error": metrics[-1]["test_error"],  # as the run measured it, in its own precision
+            "run_test_error_tta": metrics[-1].get("test_error_tta"),  # with the run's --tta, when it had one
         }
         with tempfile.TemporaryDirectory() as tmp:
             path = pack(run, args.name, Path(tmp), extra)

@@ -84,3 +84,15 @@ def recorder() -> Recorder:
 def interrupt() -> InterruptAt:
     """RESNETLAB_TEST_HOOKS factory: a Ctrl-C before step $RESNETLAB_TEST_INTERRUPT_AT."""
     return InterruptAt(int(os.environ["RESNETLAB_TEST_INTERRUPT_AT"]))
+
+
+class Bug(Hook):
+    """A programming error inside a run (not bad input)."""
+
+    def on_start(self, session) -> None:
+        raise RuntimeError("a bug\nwith a second line")
+
+
+def bug() -> Bug:
+    """RESNETLAB_TEST_HOOKS factory: a run that fails as a bug would."""
+    return Bug()

@@ -72,3 +72,17 @@ def test_every_option_has_help():
         if a.option_strings and not a.help
     ]
     assert not missing, f"options without help: {missing}"
+
+
+def test_a_bug_is_an_internal_error_and_the_traceback_is_one_variable_away(tiny_npz, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RESNETLAB_TEST_HOOKS", "tests.hooks:bug")
+    argv = ["train", "--data", f"npz:{tiny_npz}", "--iterations", "1", "--threads", "1"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["resnetlab: internal error (RuntimeError: a bug); rerun with RESNETLAB_TRACEBACK=1 and report it"]
+    monkeypatch.setenv("RESNETLAB_TRACEBACK", "1")
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    monkeypatch.delenv("RESNETLAB_TEST_HOOKS")
+    assert main([*argv, "--out", str(tmp_path / "c"), "--model", "resnet21"]) == 1  # bad input: the traceback too
+    assert "UsageError" in capsys.readouterr().err

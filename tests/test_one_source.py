@@ -60,7 +60,7 @@ def test_model_arg_values_are_json_when_they_parse(value, parsed):
 def test_every_config_field_has_a_train_flag():
     """The flags are generated from TrainConfig: a field without a flag (or a flag without a field) fails here."""
     train = build_parser()._subparsers._group_actions[0].choices["train"]
-    dests = {a.dest for a in train._actions} - {"help", "resume"}
+    dests = {a.dest for a in train._actions} - {"help", "resume", "tta_flip"}  # --tta-flip: a deprecated alias
     assert dests == {f.name for f in dataclasses.fields(TrainConfig)}
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata.get("help"), f"{f.name} has no help text"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import models
 from .checkpoints import load_checkpoint
+from .errors import UsageError
 from .inspect import summary
 from .models import *  # noqa: F403 -- every builder and the registry (models.__all__)
 from .nn import BatchNorm1d, BatchNorm2d, fold_batchnorm, recalibrate_batchnorm
@@ -40,6 +41,7 @@ __all__ = [
     "fold_batchnorm",
     "recalibrate_batchnorm",
     "summary",
+    "UsageError",
     "TrainConfig",
     "fit",
     "load_checkpoint",

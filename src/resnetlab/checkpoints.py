@@ -1,4 +1,5 @@
-"""The checkpoint format, shared by training, the experiments and deployment (none imports another).
+"""The checkpoint format, shared by training, the experiments and deployment (none imports another), and
+the loading of shipped weights beside it (``load_pretrained``, ``open_model``, ``pack``).
 
 Checkpoints that survive a crash: each is a folder ``checkpoints/<iteration>/`` written under a
 temporary name and renamed into place, with ``last`` and ``best`` symlinks swapped by an atomic
@@ -18,7 +19,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .models import builder_takes, create_model
+from . import pretrained
+from .errors import UsageError
+from .models import builder_takes, create_model, model_kwargs
 
 MODEL, STATE, META = "model.safetensors", "state.safetensors", "state.json"
 
@@ -99,7 +102,7 @@ def resolve(path: str | Path) -> Path:
     for candidate in (latest(path / "checkpoints"), latest(path), path):
         if candidate is not None and ((candidate / META).exists() or (candidate / MODEL).exists()):
             return candidate.resolve()
-    raise ValueError(
+    raise UsageError(
         f"{path}: no checkpoint here (expected a run folder with checkpoints/<iteration>/, or a "
         f"folder holding {MODEL}, {STATE} and {META})"
     )
@@ -113,7 +116,7 @@ def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict, dict,
         model_state = load_file(folder / MODEL)
         other = load_file(folder / STATE) if tensors else {}
     except (OSError, json.JSONDecodeError, SafetensorError) as e:
-        raise ValueError(
+        raise UsageError(
             f"checkpoint {folder} is incomplete or corrupt ({type(e).__name__}: {e}); "
             f"use an earlier one from {folder.parent}"
         ) from None
@@ -127,46 +130,18 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir() or path.name == MODEL:
         return read_checkpoint(path, tensors=False)[0]
     if not path.is_file():
-        raise ValueError(f"--weights {path}: no such file or checkpoint folder")
+        raise UsageError(f"--weights {path}: no such file or checkpoint folder")
     try:
         if path.suffix == ".safetensors":
             return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"--weights {path}: not a readable state_dict ({type(e).__name__}: {e})") from None
+        raise UsageError(f"--weights {path}: not a readable state_dict ({type(e).__name__}: {e})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"--weights {path}: expected a state_dict (a dict of tensors)")
+        raise UsageError(f"--weights {path}: expected a state_dict (a dict of tensors)")
     return state
-
-
-def run_input_size(model: str, shape: tuple[int, ...]) -> dict:
-    """``{"input_size": shape}`` for the models whose size depends on their input (the MLPs), else ``{}``:
-    a run passes its data's shape to them, and loading passes the shape the run recorded."""
-    return {"input_size": tuple(shape)} if builder_takes(model, "input_size") else {}
-
-
-def input_shape(meta: dict) -> tuple[int, int, int]:
-    """The (C, H, W) a checkpoint's model was trained on (recorded since ``input_size`` exists; square
-    ``image_size`` images before)."""
-    c, h, w = meta.get("input_size") or (meta["in_channels"], meta["image_size"], meta["image_size"])
-    return c, h, w
-
-
-def model_kwargs(meta: dict) -> dict:
-    """The keyword arguments that rebuild a checkpoint's model: what the run set itself (classes,
-    input channels, norm, input size) and the user's ``model_args``. A checkpoint written before
-    ``model_args`` existed has none."""
-    config = meta.get("config", {})
-    norm = config.get("norm", "bn")
-    return {
-        "num_classes": meta["num_classes"],
-        "in_channels": meta["in_channels"],
-        "norm_layer": None if norm == "bn" else norm,
-        **run_input_size(meta["model"], input_shape(meta)),
-        **config.get("model_args", {}),
-    }
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
@@ -177,7 +152,56 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         model = create_model(meta["model"], **model_kwargs(meta))
         model.load_state_dict(model_state, strict=True)
     except (KeyError, RuntimeError, TypeError) as e:
-        raise ValueError(
+        raise UsageError(
             f"checkpoint {path} does not match its own description ({type(e).__name__}: {str(e).splitlines()[0]})"
         ) from None
     return model.eval(), meta
+
+
+def load_pretrained(model: str, weights: str, folder: Path = pretrained.FOLDER) -> tuple[nn.Module, dict]:
+    """As ``load_checkpoint`` for a shipped file: the model in eval mode and its description."""
+    state, meta = pretrained.load_weights(model, weights, folder)
+    net = create_model(model, **model_kwargs(meta))
+    net.load_state_dict(state, strict=True)  # copies float16 into the float32 parameters
+    return net.eval(), meta
+
+
+def parse_source(source: str | Path) -> tuple[str | Path, str | None]:
+    """A model SOURCE as (path, None), or (model, weights) for ``MODEL.WEIGHTS`` (timm's tag form:
+    ``resnet56.cifar10``, the shipped weights of resnet56). An existing path wins."""
+    if Path(source).exists():
+        return source, None
+    model, dot, weights = str(source).rpartition(".")
+    try:
+        registered = bool(dot) and builder_takes(model, "num_classes")  # a name the registry builds
+    except UsageError:
+        registered = False
+    return (model, weights) if registered else (source, None)
+
+
+def open_model(source: str | Path, weights: str | None = None) -> tuple[nn.Module, dict, str]:
+    """What eval, predict and export read: (model in eval mode, description, a name for messages), from a
+    SOURCE (a run folder, a checkpoint, or ``MODEL.WEIGHTS``: shipped weights), or the model ``source``'s
+    shipped ``weights``."""
+    if weights is None:
+        source, weights = parse_source(source)
+    if weights is None:
+        return (*load_checkpoint(source), str(source))
+    return (*load_pretrained(str(source), weights), f"{source}.{weights}")
+
+
+def pack(run: str | Path, weights: str, out: Path, extra: dict) -> Path:
+    """Write ``<model>-<weights>.safetensors`` into ``out`` from a run's last checkpoint: matrices and
+    kernels in float16, everything else as trained; ``extra`` (test error, CPU, wall time) joins the
+    description under ``weights``."""
+    state, _, meta = read_checkpoint(run, tensors=False)
+    tensors = {k: v.half() if v.is_floating_point() and v.dim() >= 2 else v for k, v in state.items()}
+    keep = ("model", "num_classes", "in_channels", "image_size", "input_size", "class_names", "normalization")
+    description = {k: meta[k] for k in keep if k in meta}
+    description.update(
+        config={k: v for k, v in meta["config"].items() if k not in ("out", "device", "threads", "weights")},
+        iteration=meta["iteration"],
+        weights={"name": weights, **extra},
+        evaluation={"precision": "fp32", "tta": "none"},
+    )
+    return pretrained.write_weights(tensors, description, out)

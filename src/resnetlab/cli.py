@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import textwrap
+import traceback
 import typing
 from pathlib import Path
 
 from .data.sources import SPECS
 from .deploy.formats import FORMATS
 from .deploy.runtimes import PRECISIONS, RUNTIMES
+from .errors import UsageError
 from .models import model_forms
-from .train.config import TrainConfig
+from .train.config import TTA, TrainConfig
 from .version import __version__
 
 
@@ -49,7 +52,7 @@ def cmd_summary(args) -> int:
     from .models import builder_takes, create_model, default_input_size
 
     if args.gradient_flow != 0 and args.gradient_flow < 2:
-        raise ValueError(
+        raise UsageError(
             f"--gradient-flow {args.gradient_flow}: give a batch of at least 2 images (batch norm "
             f"needs 2 to compute a variance), e.g. --gradient-flow 16"
         )
@@ -77,11 +80,15 @@ def cmd_train(args) -> int:
     from .train.distributed import restart_count, under_torchrun, world_from_env
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
+    if "tta_flip" in given:
+        flip = given.pop("tta_flip")
+        _deprecated(f"--{'' if flip else 'no-'}tta-flip is deprecated; use --tta {'flip' if flip else 'none'}")
+        given.setdefault("tta", "flip" if flip else "none")
     if "milestones" in given:
         given["milestones"] = tuple(given["milestones"])
     world, resume = world_from_env(), args.resume
     if (world.size > 1 or under_torchrun()) and not resume and "out" not in given:
-        raise ValueError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
+        raise UsageError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
     if restart_count() > 0 and not resume and "out" in given and (Path(given["out"]) / "config.json").is_file():
         resume = given["out"]  # torchrun restarted the workers (--max-restarts): continue the run, as --resume would
     if resume:
@@ -115,55 +122,56 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from .train.report import evaluate_checkpoint
+def _deprecated(message: str) -> None:
+    print(f"resnetlab: warning: {message}", file=sys.stderr)
 
-    evaluate_checkpoint(args.checkpoint, args.data, args.device, args.weights)
+
+def _source(args, name: str) -> str:
+    """The SOURCE argument, with the deprecated ``--weights NAME`` folded in as ``MODEL.WEIGHTS``."""
+    source = getattr(args, name)
+    if args.weights is None:
+        return source
+    _deprecated(f"--weights is deprecated here; give the source as {source}.{args.weights}")
+    return f"{source}.{args.weights}"
+
+
+def cmd_eval(args) -> int:
+    from .deploy.evaluate import evaluate_source
+
+    evaluate_source(_source(args, "checkpoint"), args.data, args.device, args.precision, args.tta)
     return 0
 
 
 def cmd_predict(args) -> int:
-    import numpy as np
-
-    from .data.folder import EXTENSIONS
     from .deploy import Predictor
 
-    predictor = Predictor.load(
-        args.path, args.runtime, args.precision, args.threads, args.device, args.batch_size, args.weights
-    )
+    source = _source(args, "path")
+    predictor = Predictor.load(source, args.runtime, args.precision, args.threads, args.device, args.batch_size)
     print(f"resnetlab: runtime {predictor.runtime.name} ({predictor.why}), {args.precision}", file=sys.stderr)
-    files: list[Path] = []
-    for name in args.images:  # a folder is walked for image files; a file is taken as given
-        path = Path(name)
-        walked = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS) if path.is_dir() else [path]
-        files += walked
-    ready, pixels, skipped = [], [], 0
-    for path in files:
-        try:
-            pixels.append(predictor.prepare(path))
-            ready.append(path)
-        except ValueError as e:
-            print(f"resnetlab: skipped {e}", file=sys.stderr)
-            skipped += 1
-    results = predictor.top(predictor.logits(np.stack(pixels)), args.top) if pixels else []
-    for path, top in zip(ready, results):
+    results, skipped = predictor.predict_files(args.images, args.top, log=lambda m: print(f"resnetlab: {m}",
+                                                                                          file=sys.stderr))  # fmt: skip
+    for path, top in results:
         if args.json:
-            top_json = [{"class": name, "probability": p} for name, p in top]
-            print(json.dumps({"file": str(path), "top": top_json}))
+            print(json.dumps({"file": str(path), "top": [{"class": name, "probability": p} for name, p in top]}))
         else:
             print(path)
             for name, p in top:
                 print(f"  {100 * p:6.2f}%  {name}")
-    if not files:
+    if not results and not skipped:
         print("resnetlab: error: no image files found in the folders given", file=sys.stderr)
-    return 1 if skipped or not files else 0
+    return 1 if skipped or not results else 0
 
 
 def cmd_export(args) -> int:
     from .deploy import export
 
-    export(args.source, args.format, args.out, args.precision, args.calibration, args.calibration_images, args.opset,
-           weights=args.weights)  # fmt: skip
+    quantize = args.quantize
+    if args.precision is not None:
+        if args.precision == "int8":
+            _deprecated("--precision int8 is deprecated for export; use --quantize int8 (graphs are written in fp32)")
+            quantize = quantize or "int8"
+    export(_source(args, "source"), args.format, args.out, "int8" if quantize == "int8" else "fp32",
+           args.calibration, args.calibration_images, args.opset)  # fmt: skip
     return 0
 
 
@@ -190,7 +198,7 @@ def cmd_experiment(args) -> int:
     allowed = _EXPERIMENT_FLAGS[args.name]
     unused = [f"--{k.replace('_', '-')}" for k in options if k not in allowed]
     if unused:
-        raise ValueError(
+        raise UsageError(
             f"experiment {args.name} does not use {', '.join(unused)}; its options are "
             f"{', '.join('--' + k.replace('_', '-') for k in ('data', *allowed, 'out'))}"
         )
@@ -347,7 +355,11 @@ def _train_parser(commands) -> None:
     )
     _add_config_flags(p, [f.name for f in dataclasses.fields(TrainConfig)])
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR with its config")
+    p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)  # deprecated
     p.set_defaults(func=cmd_train)
+
+
+SOURCE_HELP = "a run folder, a checkpoint, or MODEL.WEIGHTS: a model's shipped weights (e.g. resnet56.cifar10)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,10 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a trained model",
         description="Test error, per-class accuracy and confusion matrix (also confusion.png).",
     )
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", help="a run or checkpoint; with --weights, a model")
-    p.add_argument("--weights", metavar="NAME", help="evaluate the model's shipped weights (e.g. 'resnetlab eval "
-                   "resnet56 --weights cifar10 --data cifar10:DIR'; see 'resnetlab models')")  # fmt: skip
+    p.add_argument("checkpoint", metavar="SOURCE", help=SOURCE_HELP)
+    p.add_argument("--weights", metavar="NAME", help=argparse.SUPPRESS)  # deprecated: SOURCE as MODEL.WEIGHTS
     p.add_argument("--data", help="as for train (default: the run's own data)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="default: as the run evaluated itself")
+    p.add_argument("--tta", choices=list(TTA), help="test-time augmentation, reported beside the single-view "
+                   "error (default: the run's own)")  # fmt: skip
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available"
     )
@@ -409,10 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top classes with probabilities, from a run folder, a checkpoint or an exported file "
         "(.onnx, .xml, .pt). Unreadable images are reported and skipped (exit status 1).",
     )
-    p.add_argument("path", metavar="RUN_OR_MODEL", help="run folder, checkpoint, a file from 'resnetlab export', "
-                   "or with --weights a model name")  # fmt: skip
-    p.add_argument("--weights", metavar="NAME", help="the model's shipped weights (e.g. 'resnetlab predict resnet56 "
-                   "--weights cifar10 cat.png'; see 'resnetlab models')")  # fmt: skip
+    p.add_argument("path", metavar="SOURCE", help=SOURCE_HELP + ", or a file written by 'resnetlab export'")
+    p.add_argument("--weights", metavar="NAME", help=argparse.SUPPRESS)  # deprecated: SOURCE as MODEL.WEIGHTS
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders to walk")
     p.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="default auto: by the file's "
                    "kind; for a run: openvino if installed, else onnxruntime, else torch")  # fmt: skip
@@ -437,14 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a run's model with every batch norm folded into the layer before it, a dynamic batch "
         "axis and its preprocessing and labels inside the file; then run the file and compare it with PyTorch.",
     )
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run or checkpoint; with --weights, a model")
-    p.add_argument("--weights", metavar="NAME", help="export the model's shipped weights (e.g. 'resnetlab export "
-                   "resnet20 --weights cifar10 --format onnx --out r20.onnx')")  # fmt: skip
+    p.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    p.add_argument("--weights", metavar="NAME", help=argparse.SUPPRESS)  # deprecated: SOURCE as MODEL.WEIGHTS
     p.add_argument("--format", required=True, choices=list(FORMATS), help="onnx (.onnx), openvino (.xml + .bin) "
                    "or torchscript (.pt)")  # fmt: skip
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write, with the format's suffix")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="int8: post-training static "
-                   "quantization (onnx, openvino)")  # fmt: skip
+    p.add_argument("--quantize", choices=["int8"], help="int8: post-training static quantization (onnx, openvino), "
+                   "calibrated on training images and checked on held-out ones")  # fmt: skip
+    p.add_argument("--precision", choices=["fp32", "int8"], help=argparse.SUPPRESS)  # deprecated: --quantize int8
     p.add_argument("--calibration", metavar="DATA", help=f"int8 calibration images: {SPECS} (default: the run's data)")
     p.add_argument("--calibration-images", type=int, default=300, metavar="N", help="training images that "
                    "calibrate int8 (default 300)")  # fmt: skip
@@ -454,15 +466,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Bad input (``UsageError``) and what the system refuses (``OSError``: a full disk, a permission) are one
+    line, exit status 1; any other exception is a bug, one line asking for a report. ``RESNETLAB_TRACEBACK=1``
+    shows the full traceback of either."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"resnetlab: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("resnetlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if os.environ.get("RESNETLAB_TRACEBACK") == "1":
+            traceback.print_exc()
+        elif isinstance(e, (UsageError, OSError)):
+            print(f"resnetlab: error: {e}", file=sys.stderr)
+        else:
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            print(f"resnetlab: internal error ({type(e).__name__}: {first}); rerun with RESNETLAB_TRACEBACK=1 and "
+                  "report it", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import UsageError
+
 # The lscpu flags that choose a fast path, in the order they are printed beside every measurement.
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
@@ -83,7 +85,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu or auto")
+        raise UsageError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu or auto")
     return torch.device(name)
 
 

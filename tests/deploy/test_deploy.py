@@ -179,3 +179,24 @@ def test_failed_check_removes_every_file_written(runs, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="differ from PyTorch's beyond rtol 1e-4, atol 1e-5"):
         export(runs["resnet20"], "openvino", out, log=lambda *_: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_export_leaves_an_existing_file_alone(runs, tmp_path):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an earlier export")
+    with pytest.raises(ValueError, match="needs calibration images"):
+        export(runs["resnet20"], "onnx", out, precision="int8", calibration="npz:/nonexistent.npz", log=print)
+    assert out.read_bytes() == b"an earlier export" and list(tmp_path.iterdir()) == [out]
+
+
+def test_graph_invalid_onnx_is_one_line(runs, tmp_path, capsys):
+    good = tmp_path / "m.onnx"
+    export(runs["resnet20"], "onnx", good, log=lambda *_: None)
+    graph = onnx.load(str(good))
+    graph.graph.node[0].op_type = "NoSuchOperator"  # metadata intact, graph invalid
+    onnx.save(graph, str(tmp_path / "bad.onnx"))
+    image = tmp_path / "x.png"
+    Image.fromarray(synthetic_images(1, size=16)[0][0]).save(image)
+    assert main(["predict", str(tmp_path / "bad.onnx"), str(image), "--runtime", "onnxruntime"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("resnetlab: error:") and "ONNX Runtime cannot load it" in err[0]

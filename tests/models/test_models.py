@@ -120,3 +120,15 @@ def test_builder_takes_the_papers_arguments():
     assert model.layer1[1].downsample is not None  # option C: a projection on every block
     assert float(model.layer1[0].bn3.weight.detach().abs().sum()) == 0
     assert isinstance(model.act, torch.nn.Sigmoid)
+
+
+def test_builder_takes_what_the_builder_accepts():
+    """The named builders are written f(**kwargs): their signature says what they take."""
+    import inspect
+
+    from resnetlab.models import builder_takes
+
+    assert builder_takes("resnet20", "shortcut") and builder_takes("resnet26", "shortcut")
+    assert builder_takes("resnet50", "stride_in_1x1") and not builder_takes("resnet18", "stride_in_1x1")
+    assert not builder_takes("resnet20", "residual") and builder_takes("mlp_resnet8", "input_size")
+    assert "zero_init_residual" in inspect.signature(resnetlab.resnet110).parameters

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import resnetlab
-from resnetlab import pretrained
+from resnetlab import checkpoints, pretrained
 from resnetlab.cli import main
 
 SHIPPED = [(model, name) for model, names in pretrained.available().items() for name in names]
@@ -81,7 +81,7 @@ def test_pack_keeps_a_runs_predictions(tmp_path, tiny_npz):
     run = tmp_path / "run"
     argv = ["train", "--model", "resnet20", "--data", f"npz:{tiny_npz}", "--iterations", "4", "--batch-size", "16"]
     assert main([*argv, "--threads", "2", "--out", str(run)]) == 0
-    path = pretrained.pack(run, "tiny", tmp_path, {"test_error": 0.5})
+    path = checkpoints.pack(run, "tiny", tmp_path, {"test_error": 0.5})
     assert path.name == "resnet20-tiny.safetensors"
     original, _ = resnetlab.load_checkpoint(run)
     state = load_file(path)
@@ -101,9 +101,15 @@ def test_eval_and_predict_take_a_weights_name(tmp_path, monkeypatch, capsys, cif
     small = tmp_path / "test200.npz"
     np.savez(small, x_train=x, y_train=y, x_test=x, y_test=y, class_names=np.array(pretrained.weights_meta(
         "resnet20", "cifar10")["class_names"]))  # fmt: skip
-    assert main(["eval", "resnet20", "--weights", "cifar10", "--data", f"npz:{small}"]) == 0
-    out = capsys.readouterr().out
-    assert "resnet20 weights cifar10" in out and (tmp_path / "confusion-resnet20-cifar10.png").is_file()
+    assert main(["eval", "resnet20.cifar10", "--data", f"npz:{small}"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "resnet20.cifar10" in out and (tmp_path / "confusion-resnet20-cifar10.png").is_file() and not captured.err
+    assert main(["eval", "resnet20", "--weights", "cifar10", "--data", f"npz:{small}"]) == 0  # deprecated spelling
+    again = capsys.readouterr()
+    assert again.out == out and again.err.splitlines() == [
+        "resnetlab: warning: --weights is deprecated here; give the source as resnet20.cifar10"
+    ]
     net = resnetlab.create_model("resnet20", weights="cifar10").eval()
     meta = pretrained.weights_meta("resnet20", "cifar10")
     mean, std = (torch.tensor(meta["normalization"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
@@ -112,10 +118,12 @@ def test_eval_and_predict_take_a_weights_name(tmp_path, monkeypatch, capsys, cif
     assert f"test error: {100 * (pred != y).mean():.2f}%" in out
 
     Image.fromarray(x[0]).save(tmp_path / "first.png")
-    assert main(["predict", "resnet20", "--weights", "cifar10", "--runtime", "torch", "--json", "first.png"]) == 0
+    assert main(["predict", "resnet20.cifar10", "--runtime", "torch", "--json", "first.png"]) == 0
     top = json.loads(capsys.readouterr().out)["top"]
     assert top[0]["class"] == meta["class_names"][pred[0]]
-    assert main(["predict", "resnet20", "--weights", "nope", "first.png"]) == 1
+    assert main(["predict", "resnet20", "--weights", "cifar10", "--runtime", "torch", "--json", "first.png"]) == 0
+    assert json.loads(capsys.readouterr().out)["top"] == top  # the deprecated spelling
+    assert main(["predict", "resnet20.nope", "first.png"]) == 1
     assert "unknown weights 'nope' for resnet20" in capsys.readouterr().err
 
 
@@ -134,10 +142,10 @@ def test_export_takes_a_weights_name(tmp_path, capsys):
     from resnetlab.deploy import Predictor
 
     out = tmp_path / "r20.onnx"
-    assert main(["export", "resnet20", "--weights", "cifar10", "--format", "onnx", "--out", str(out)]) == 0
+    assert main(["export", "resnet20.cifar10", "--format", "onnx", "--out", str(out)]) == 0
     assert "top-1 agreement 100.00%" in capsys.readouterr().out
     predictor = Predictor.load(out)
     assert predictor.info.class_names[0] == "airplane" and predictor.info.provenance["iteration"] == 15600
     pixels = np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
-    reference = Predictor.load("resnet20", runtime="torch", weights="cifar10")
+    reference = Predictor.load("resnet20.cifar10", runtime="torch")
     np.testing.assert_allclose(predictor.logits(pixels), reference.logits(pixels), rtol=1e-4, atol=1e-4)

@@ -132,3 +132,17 @@ def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
         "checkpoints/best/state.json",
     ):
         assert (out / name).exists(), name
+
+
+def test_eval_takes_a_runs_own_data_when_its_images_are_not_square(tmp_path, capsys):
+    from tests.conftest import synthetic_images
+
+    x, y = synthetic_images(64, size=16)
+    x = np.concatenate([x, x[:, :8]], axis=1)  # 24×16 images
+    data = tmp_path / "wide.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=x[:16], y_test=y[:16], class_names=np.array(list("abcd")))
+    out = tmp_path / "run"
+    assert main(["train", "--model", "resnet8", "--data", f"npz:{data}", "--iterations", "2", "--batch-size", "16",
+                 "--threads", "1", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["eval", str(out)]) == 0
+    assert "test error:" in capsys.readouterr().out

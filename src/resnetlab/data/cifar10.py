@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .dataset import ImageData, check_arrays, from_hwc
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -38,9 +39,9 @@ def _read_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         d = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
         data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
     except Exception as e:
-        raise ValueError(f"{where} is not a CIFAR-10 python batch file ({e}); {WHERE}") from None
+        raise UsageError(f"{where} is not a CIFAR-10 python batch file ({e}); {WHERE}") from None
     if data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{where}: expected 'data' of shape (N, 3072), got {data.shape}; {WHERE}")
+        raise UsageError(f"{where}: expected 'data' of shape (N, 3072), got {data.shape}; {WHERE}")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -69,10 +70,10 @@ def load_cifar10(path: str | Path) -> ImageData:
             f.name: f.read_bytes() for f in folder.iterdir() if f.name in (*TRAIN_FILES, "test_batch", "batches.meta")
         }
     else:
-        raise ValueError(f"cifar10:{path}: no such folder or tarball; {WHERE}")
+        raise UsageError(f"cifar10:{path}: no such folder or tarball; {WHERE}")
     missing = [f for f in (*TRAIN_FILES, "test_batch") if f not in files]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"cifar10:{path}: missing {', '.join(missing)} (expected the python-version files "
             f"data_batch_1..5 and test_batch); {WHERE}"
         )
@@ -88,15 +89,15 @@ def load_npz(path: str | Path) -> ImageData:
     optionally ``class_names`` — the layout of the project's shared ``cifar10.npz``."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"npz:{path}: no such file (expected an .npz with x_train, y_train, x_test, y_test)")
+        raise UsageError(f"npz:{path}: no such file (expected an .npz with x_train, y_train, x_test, y_test)")
     try:
         with np.load(path, allow_pickle=False) as d:
             arrays = {k: d[k] for k in d.files}
     except Exception as e:
-        raise ValueError(f"npz:{path}: not a readable .npz file ({e})") from None
+        raise UsageError(f"npz:{path}: not a readable .npz file ({e})") from None
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"npz:{path}: missing {', '.join(missing)} (expected x_train, y_train, x_test, y_test"
             f"[, class_names]; found {', '.join(arrays) or 'nothing'})"
         )
@@ -117,7 +118,7 @@ def _make(name, x_train, y_train, x_test, y_test, names, where) -> ImageData:
     if x_test is not None:
         check_arrays("test", x_test, y_test, len(names), where)
     if name == "cifar10" and (x_train.shape[1:] != (32, 32, 3) or len(names) != 10):
-        raise ValueError(
+        raise UsageError(
             f"{where}: CIFAR-10 has 32×32×3 images in 10 classes, got {x_train.shape[1:]} "
             f"in {len(names)} classes; {WHERE}"
         )

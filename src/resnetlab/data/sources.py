@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import UsageError
 from .cifar10 import load_cifar10, load_npz
 from .dataset import ImageData
 from .default import load_default
@@ -22,7 +23,7 @@ def load_data(spec: str, image_size: int = 32) -> ImageData:
     """Load the dataset a ``--data`` string names; ``image_size`` applies to image folders."""
     kind, _, path = spec.partition(":")
     if kind not in KINDS or (kind == "default") == bool(path):
-        raise ValueError(f"--data {spec!r}: expected {SPECS}")
+        raise UsageError(f"--data {spec!r}: expected {SPECS}")
     if kind == "default":
         return load_default()
     if kind == "cifar10":

@@ -5,6 +5,7 @@ the written file in its own runtime against the PyTorch model."""
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,10 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoints import open_model
 from ..data import ImageData, load_data, normalizer
+from ..errors import UsageError
 from ..hardware import has_vnni
 from ..nn import fold_batchnorm
-from ..pretrained import open_model
 from .formats import FORMATS, set_onnx_info, to_onnx
 from .info import KEY, DeployInfo
 from .predictor import Predictor
@@ -100,21 +102,25 @@ def export(
     check removes every file written."""
 
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
     if out.suffix != FORMATS[fmt]:
-        raise ValueError(f"--out {out}: a {fmt} file must end in {FORMATS[fmt]}")
+        raise UsageError(f"--out {out}: a {fmt} file must end in {FORMATS[fmt]}")
     if precision not in ("fp32", "int8"):
-        raise ValueError(f"--precision {precision}: choose fp32 or int8")
+        raise UsageError(f"--precision {precision}: choose fp32 or int8")
     if precision == "int8" and fmt == "torchscript":
-        raise ValueError("--precision int8 is made with ONNX Runtime's quantizer: export to onnx or openvino")
+        raise UsageError("--precision int8 is made with ONNX Runtime's quantizer: export to onnx or openvino")
     if calibration_images < 1:
-        raise ValueError(f"--calibration-images {calibration_images}: give at least 1")
+        raise UsageError(f"--calibration-images {calibration_images}: give at least 1")
     model, meta, label = open_model(source, weights)
     info = replace(DeployInfo.from_checkpoint(meta, label), precision=precision)
     folded = fold_batchnorm(model)
     own_data = meta.get("config", {}).get("data")
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name and renamed over --out once checked: a failed export leaves whatever was
+    # at --out before it as it was, and nothing of its own.
+    final = [out] + ([out.with_suffix(".bin")] if fmt == "openvino" else [])
+    out = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     written = [out] + ([out.with_suffix(".bin")] if fmt == "openvino" else [])
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +132,7 @@ def export(
                 if precision == "int8":
                     found = _images(calibration or own_data, info, calibration_images, "train")
                     if found is None:
-                        raise ValueError(
+                        raise UsageError(
                             f"--precision int8 needs calibration images: --calibration {calibration or own_data} "
                             "cannot be read here; give --calibration DATA"
                         )
@@ -142,7 +148,7 @@ def export(
                     ov_model.set_rt_info(info.to_json(), [KEY])
                     ov.save_model(ov_model, str(out), compress_to_fp16=False)  # it would halve fp32 weights
         report = _check(out, model, info, own_data)  # fp32 beyond rtol 1e-4, atol 1e-5 raises
-        log(f"wrote {', '.join(map(str, written))}; check on {report.check_data}: max |logit difference| "
+        log(f"wrote {', '.join(map(str, final))}; check on {report.check_data}: max |logit difference| "
             f"{report.max_abs_diff:.3g}, top-1 agreement {100 * report.top1_agreement:.2f}%")  # fmt: skip
         if precision == "int8":
             heldout = _images(own_data, info, 10**9, "test")
@@ -153,7 +159,9 @@ def export(
                     f"(cost {100 * (acc['fp32'] - acc['int8']):.2f} points; not the calibration images)")  # fmt: skip
             else:
                 log("no held-out test split readable here: the int8 accuracy cost is not measured")
-        return replace(report, files=written)
+        for staged, path in zip(written, final):
+            os.replace(staged, path)
+        return replace(report, files=final)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
@@ -182,7 +190,7 @@ def _check(out: Path, model: nn.Module, info: DeployInfo, data_spec: str | None)
         try:
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
         except AssertionError:
-            raise ValueError(
+            raise UsageError(
                 f"{out}: the exported model's logits differ from PyTorch's beyond rtol 1e-4, atol 1e-5 (max "
                 f"{report.max_abs_diff:.3g}); nothing was kept"
             ) from None

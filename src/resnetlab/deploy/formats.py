@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .info import KEY, DeployInfo
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
@@ -49,9 +50,9 @@ def read_info(path: Path) -> DeployInfo:
     try:
         text = _metadata(path)
     except Exception as e:  # each reader has its own errors for a damaged file
-        raise ValueError(f"{path}: not a readable {path.suffix} model ({type(e).__name__}); export it again") from None
+        raise UsageError(f"{path}: not a readable {path.suffix} model ({type(e).__name__}); export it again") from None
     if text is None:
-        raise ValueError(f"{path}: no resnetlab metadata inside; export it with 'resnetlab export'")
+        raise UsageError(f"{path}: no resnetlab metadata inside; export it with 'resnetlab export'")
     return DeployInfo.from_json(text, str(path))
 
 

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import input_shape
+from ..errors import UsageError
+from ..models import input_shape
 
 KEY = "resnetlab"  # the metadata key in every format
 
@@ -50,4 +51,4 @@ class DeployInfo:
             return cls(**{**d, "input_size": (c, h, w), "mean": tuple(d["mean"]), "std": tuple(d["std"]),
                           "class_names": tuple(d["class_names"])})  # fmt: skip
         except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{where}: its resnetlab metadata is unreadable ({type(e).__name__}: {e})") from None
+            raise UsageError(f"{where}: its resnetlab metadata is unreadable ({type(e).__name__}: {e})") from None

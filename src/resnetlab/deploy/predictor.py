@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..checkpoints import open_model, parse_source
 from ..data import normalizer
-from ..data.folder import fit_image
+from ..data.folder import EXTENSIONS, fit_image
+from ..errors import UsageError
 from ..hardware import resolve_device
 from ..nn import fold_batchnorm
-from ..pretrained import open_model
 from .formats import read_info, to_onnx
 from .info import DeployInfo
 from .runtimes import PRECISIONS, RUNTIMES, OnnxRuntime, OpenVINORuntime, TorchRuntime, installed, require
@@ -39,7 +40,7 @@ def choose_runtime(path: str | Path, runtime: str = "auto") -> tuple[str, str]:
     if runtime != "auto":
         require(runtime)
         if suffix in _BY_SUFFIX and _BY_SUFFIX[suffix] != runtime:
-            raise ValueError(f"{path}: a {suffix} file runs on {_BY_SUFFIX[suffix]}, not --runtime {runtime}")
+            raise UsageError(f"{path}: a {suffix} file runs on {_BY_SUFFIX[suffix]}, not --runtime {runtime}")
         return runtime, "asked for"
     if suffix in _BY_SUFFIX:
         require(_BY_SUFFIX[suffix])
@@ -54,9 +55,12 @@ def _load(
     path: Path, runtime: str, precision: str, threads: int | None, device: str, weights: str | None
 ) -> tuple[Runtime, DeployInfo, str]:
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if weights is None:
+        source, weights = parse_source(path)
+        path = Path(source)
     if weights is None and not path.exists():
-        raise ValueError(f"{path}: no such file or run folder")
+        raise UsageError(f"{path}: no such file or run folder (nor MODEL.WEIGHTS, e.g. resnet56.cifar10)")
     name, why = choose_runtime(path, runtime)
     if threads:
         torch.set_num_threads(threads)
@@ -114,9 +118,9 @@ class Predictor:
         weights="cifar10")``). ``runtime``: auto | torch | onnxruntime | openvino; ``precision``: fp32 (asked
         of every runtime explicitly) | bf16; ``device`` applies to the torch runtime."""
         if runtime != "auto" and runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
+            raise UsageError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
         if batch_size < 1:
-            raise ValueError(f"--batch-size {batch_size}: give at least 1")
+            raise UsageError(f"--batch-size {batch_size}: give at least 1")
         rt, info, why = _load(Path(path), runtime, precision, threads, device, weights)
         return cls(rt, info, batch_size, why)
 
@@ -127,12 +131,12 @@ class Predictor:
         if isinstance(item, (str, Path)):
             path = Path(item)
             if not path.is_file():
-                raise ValueError(f"{path}: no such image file")
+                raise UsageError(f"{path}: no such image file")
             try:
                 with Image.open(path) as image:
                     return self.prepare(image.copy())
             except (UnidentifiedImageError, OSError) as e:
-                raise ValueError(f"{path}: not a readable image ({type(e).__name__})") from None
+                raise UsageError(f"{path}: not a readable image ({type(e).__name__})") from None
         if isinstance(item, Image.Image):
             pixels = fit_image(item, h)  # RGB; a grayscale model takes the mean of the channels
             if c == 1:
@@ -145,13 +149,32 @@ class Predictor:
             array = item.transpose(2, 0, 1) if item.ndim == 3 else item
             layout, expected = "array (H, W, C)", (h, w, c)
         else:
-            raise ValueError(f"cannot predict a {type(item).__name__}: give image paths, PIL images, uint8 arrays "
+            raise UsageError(f"cannot predict a {type(item).__name__}: give image paths, PIL images, uint8 arrays "
                              "(H, W, C) or uint8 tensors (C, H, W)")  # fmt: skip
         shape = tuple(item.shape)
         if item.dtype not in (np.uint8, torch.uint8) or array.shape != (c, h, w):
-            raise ValueError(f"a {item.dtype} {layout} of shape {shape}: the model takes uint8 of shape {expected}; "
+            raise UsageError(f"a {item.dtype} {layout} of shape {shape}: the model takes uint8 of shape {expected}; "
                              "resize it first, or pass the image file or a PIL image")  # fmt: skip
         return np.ascontiguousarray(array)
+
+    def predict_files(self, paths: Iterable[str | Path], top_k: int = 5, log=print) -> tuple[list, int]:
+        """``[(file, top_k pairs)]`` for image files and the image files of folders (walked, sorted), and how
+        many were skipped as unreadable (each named once through ``log``)."""
+        files: list[Path] = []
+        for name in paths:
+            path = Path(name)
+            walked = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS) if path.is_dir() else [path]
+            files += walked
+        ready, pixels, skipped = [], [], 0
+        for path in files:
+            try:
+                pixels.append(self.prepare(path))
+                ready.append(path)
+            except UsageError as e:
+                log(f"skipped {e}")
+                skipped += 1
+        results = self.top(self.logits(np.stack(pixels)), top_k) if pixels else []
+        return list(zip(ready, results)), skipped
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Logits of uint8 (N, C, H, W) images, in batches of ``batch_size``."""
@@ -177,7 +200,7 @@ class Predictor:
     def top(self, logits: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """The ``top_k`` (class name, softmax probability) pairs of each row of ``logits``."""
         if top_k < 1:
-            raise ValueError(f"--top {top_k}: give at least 1")
+            raise UsageError(f"--top {top_k}: give at least 1")
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
         k = min(top_k, probs.shape[1])

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16")
 _MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -24,9 +26,9 @@ def installed(runtime: str) -> bool:
 def require(runtime: str) -> None:
     """A one-line error for an unknown runtime or one that is not installed."""
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}, or auto")
+        raise UsageError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}, or auto")
     if not installed(runtime):
-        raise ValueError(
+        raise UsageError(
             f"runtime {runtime}: the {_MODULE[runtime]} package is not installed; "
             f"pip install 'resnetlab[deploy]', or use --runtime torch"
         )
@@ -62,12 +64,15 @@ class OnnxRuntime:
         import onnxruntime as ort
 
         if precision != "fp32":
-            raise ValueError("runtime onnxruntime: no bf16 path on the CPU; use --runtime openvino or torch for bf16")
+            raise UsageError("runtime onnxruntime: no bf16 path on the CPU; use --runtime openvino or torch for bf16")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own exception types (InvalidGraph, Fail, ...)
+            raise UsageError(_unloadable(model, "ONNX Runtime", e)) from None
         self.input = self.session.get_inputs()[0].name
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -96,22 +101,33 @@ class OpenVINORuntime:
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        if isinstance(model, (str, Path)):
-            model = core.read_model(str(model))
-        self.takes_uint8 = normalize is not None
-        if normalize is not None:
-            from openvino.preprocess import PrePostProcessor
+        source = model
+        try:
+            if isinstance(model, (str, Path)):
+                model = core.read_model(str(model))
+            if normalize is not None:
+                from openvino.preprocess import PrePostProcessor
 
-            ppp = PrePostProcessor(model)
-            ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NCHW"))
-            ppp.input().model().set_layout(ov.Layout("NCHW"))
-            mean, std = normalize
-            ppp.input().preprocess().convert_element_type(ov.Type.f32).mean([255 * m for m in mean]).scale(
-                [255 * s for s in std]
-            )
-            model = ppp.build()
-        self.compiled = core.compile_model(model, "CPU", config)
+                ppp = PrePostProcessor(model)
+                ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NCHW"))
+                ppp.input().model().set_layout(ov.Layout("NCHW"))
+                mean, std = normalize
+                ppp.input().preprocess().convert_element_type(ov.Type.f32).mean([255 * m for m in mean]).scale(
+                    [255 * s for s in std]
+                )
+                model = ppp.build()
+            self.compiled = core.compile_model(model, "CPU", config)
+        except RuntimeError as e:  # OpenVINO reports a model it cannot read or compile as a RuntimeError
+            raise UsageError(_unloadable(source, "OpenVINO", e)) from None
+        self.takes_uint8 = normalize is not None
         self.request = self.compiled.create_infer_request()
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return np.array(self.request.infer({0: x})[0])  # a copy: the request reuses its output buffer
+
+
+def _unloadable(model: Any, runtime: str, error: Exception) -> str:
+    """One line for a model file a runtime refuses (e.g. a graph that is not valid)."""
+    name = "the model" if isinstance(model, bytes) or not isinstance(model, (str, Path)) else str(model)
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return f"{name}: {runtime} cannot load it ({type(error).__name__}: {first}); export it again with resnetlab export"

@@ -11,9 +11,10 @@ import torch
 
 from ..checkpoints import load_checkpoint
 from ..data import load_data, normalizer
+from ..errors import UsageError
+from ..evaluation import evaluate, torch_predictor
 from ..nn import recalibrate_batchnorm
-from ..train.evaluate import error_rate, predict
-from ..train.metrics import pyplot, save_figure
+from ..plots import pyplot, save_figure
 from .runs import diverged_at, pct, train_run
 
 
@@ -95,23 +96,28 @@ def evaluation_modes(
     data = load_data(meta["config"]["data"], meta["image_size"]).subset(meta["config"].get("subset"))
     normalize = normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], torch.device("cpu"))
     if data.x_test is None or data.y_test is None:
-        raise ValueError(f"{data.name} has no test split: the evaluation modes are measured on test images")
+        raise UsageError(f"{data.name} has no test split: the evaluation modes are measured on test images")
     x, y = data.x_test, data.y_test
     batch_stats = copy.deepcopy(model).train()  # a copy: training mode also moves the running averages
     results = {}
     for size in (batch_size, small_batch):  # smaller batches, noisier statistics (BN paper Sec. 3.1)
-        logits = torch.cat([batch_stats(normalize(x[i : i + size])) for i in range(0, len(x), size)])
-        results[f"mini-batch ({size} test images)"] = error_rate(logits, y)
-    results["population (running averages)"] = error_rate(predict(model, x, normalize, torch.device("cpu")), y)
+        with torch.no_grad():
+            logits = torch.cat([batch_stats(normalize(x[i : i + size])) for i in range(0, len(x), size)])
+        results[f"mini-batch ({size} test images)"] = (logits.argmax(1) != y).double().mean().item()
+    results["population (running averages)"] = _error(model, x, y, normalize)
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(data.y_train), generator=gen)
     used = min(recal_batches, len(perm) // batch_size)  # a small training set has fewer full batches
     batches = (normalize(data.x_train[perm[i : i + batch_size]]) for i in range(0, used * batch_size, batch_size))
     recalibrate_batchnorm(model, batches)
-    results[f"recalibrated ({used} training batches of {batch_size})"] = error_rate(
-        predict(model, x, normalize, torch.device("cpu")), y
-    )
+    results[f"recalibrated ({used} training batches of {batch_size})"] = _error(model, x, y, normalize)
     return results
+
+
+def _error(model, x, y, normalize) -> float:
+    """The test error in eval mode (the running averages), through the one evaluation path."""
+    names = [str(k) for k in range(int(y.max()) + 1)]
+    return evaluate(torch_predictor(model, normalize, torch.device("cpu")), x, y, names).error
 
 
 def _plot(path: Path, runs: dict, target_error: float) -> None:

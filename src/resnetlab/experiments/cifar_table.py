@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..train.metrics import plot_curves
+from ..plots import plot_curves
 from .runs import TIME_NOTE, cell, diverged_at, median_epoch_s, pct, train_run
 
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from .. import hardware
 from ..data import EpochLoader, channel_stats, load_data, normalizer
+from ..errors import UsageError
 from ..nn import BatchNorm1d
-from ..train.metrics import pyplot, save_figure
+from ..plots import pyplot, save_figure
 
 FIELDS = ("norm", "step", "test_accuracy", "p15", "p50", "p85")
 QUANTILES = (0.15, 0.50, 0.85)
@@ -81,7 +82,7 @@ def run_covariate_shift(
     out.mkdir(parents=True, exist_ok=True)
     data = load_data(data_spec)
     if data.x_test is None or data.y_test is None:
-        raise ValueError(f"--data {data_spec}: the experiment measures on test images; this data has none")
+        raise UsageError(f"--data {data_spec}: the experiment measures on test images; this data has none")
     normalize = normalizer(*channel_stats(data.x_train), torch.device("cpu"))
     x_test, y_test = normalize(data.x_test), data.y_test
     in_features = int(x_test[0].numel())

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..train.metrics import pyplot, save_figure
+from ..errors import UsageError
+from ..plots import pyplot, save_figure
 from .runs import TIME_NOTE, cell, diverged_at, median_epoch_s, pct, train_run
 
 FAMILIES = {"conv": "", "mlp": "mlp_"}  # family -> model name prefix: resnet56 / mlp_resnet56
@@ -18,7 +19,7 @@ def run_degradation(
     """Train resnet<d> and plain<d> (``family="mlp"``: mlp_resnet<d>, mlp_plain<d>) for every depth into
     ``out/<model>/``; write ``degradation.png`` (plain | residual panels) and ``report.md``."""
     if family not in FAMILIES:
-        raise ValueError(f"--family {family}: choose one of {', '.join(FAMILIES)}")
+        raise UsageError(f"--family {family}: choose one of {', '.join(FAMILIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results, names = {}, {}

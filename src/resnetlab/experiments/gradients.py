@@ -17,7 +17,7 @@ from ..data import generator, load_data, normalizer, pad_crop_flip
 from ..data.dataset import channel_stats
 from ..inspect import gradient_flow
 from ..models import cifar_resnet
-from ..train.metrics import pyplot, save_figure
+from ..plots import pyplot, save_figure
 
 FIELDS = ("depth", "residual", "norm", "activation", "phase", "layer", "name", "grad_norm", "input_mean", "input_var")
 

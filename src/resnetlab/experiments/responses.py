@@ -14,8 +14,9 @@ from torch import Tensor, nn
 
 from ..checkpoints import load_checkpoint
 from ..data import load_data, normalizer
+from ..errors import UsageError
 from ..nn.norm_inference import conv_bn_pairs
-from ..train.metrics import pyplot, save_figure
+from ..plots import pyplot, save_figure
 
 FIELDS = ("model", "index", "layer", "std")
 
@@ -52,7 +53,7 @@ def layer_responses(run: str | Path, data_spec: str | None = None, batch_size: i
     spec = data_spec or meta["config"]["data"]
     data = load_data(spec, meta["image_size"])
     if data.x_test is None:
-        raise ValueError(f"--data {spec}: the responses are measured on test images; this data has none")
+        raise UsageError(f"--data {spec}: the responses are measured on test images; this data has none")
     normalize = normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], torch.device("cpu"))
     layers = conv3x3_outputs(model)
     moments = [_Moments() for _ in layers]
@@ -72,7 +73,7 @@ def run_responses(runs: list[str | Path], out: str | Path, data: str | None = No
     """Measure every run; write ``responses.csv``, ``responses.png`` (forward order | sorted by
     magnitude, as Fig. 7) and ``report.md``."""
     if not runs:
-        raise ValueError("give the trained runs to compare with --runs RUN_DIR ...")
+        raise UsageError("give the trained runs to compare with --runs RUN_DIR ...")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ._restore import cannot_run, left_as_it_was
 
 _WIDTH = 88
@@ -61,7 +62,7 @@ def gradient_flow(
 
     weighted = [m for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
     if not weighted:
-        raise ValueError(f"{type(model).__name__} has no convolution or linear layer to measure")
+        raise UsageError(f"{type(model).__name__} has no convolution or linear layer to measure")
     handles = [m.register_forward_pre_hook(hook) for m in weighted]
     try:
         with left_as_it_was(model):

@@ -1,4 +1,4 @@
-"""Model families and the registry; importing this module registers every builder."""
+"""Model families, the registry and the model interface; importing this module registers every builder."""
 
 from .cifar import (
     cifar_resnet,
@@ -14,30 +14,29 @@ from .cifar import (
     resnet110,
     resnet1202,
 )
+from .create import create_model
 from .imagenet import plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
+from .interface import Classifier, check_model_args, default_input_size, input_shape, model_kwargs, run_model_kwargs
 from .mlp import MLPResNet, mlp_resnet
-from .registry import (
-    builder_takes,
-    create_model,
-    default_input_size,
-    list_models,
-    model_family,
-    model_forms,
-    register_model,
-)
+from .registry import builder_takes, list_models, model_family, model_forms, register_model
 from .resnet import ResNet
 
 __all__ = [
+    "Classifier",
     "MLPResNet",
     "ResNet",
     "builder_takes",
+    "check_model_args",
     "cifar_resnet",
     "create_model",
     "default_input_size",
+    "input_shape",
     "list_models",
     "model_family",
     "mlp_resnet",
     "model_forms",
+    "model_kwargs",
+    "run_model_kwargs",
     "register_model",
     "resnet18",
     "resnet34",

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ..nn.blocks import LinearBlock, make_activation, make_norm
 from ..nn.norm import NormLayer, get_norm
 from .registry import check_kwargs, in_family, keyword_args, register_family, twin_hint
@@ -39,7 +40,7 @@ class MLPResNet(nn.Module):
     ):
         super().__init__()
         if not isinstance(depth, int) or depth < 4 or depth % 2:
-            raise ValueError(
+            raise UsageError(
                 f"invalid MLP depth {depth!r}: the depth must be 2n+2 with n >= 1 blocks (4, 6, 8, ...: "
                 "an input layer, two layers per block, the classifier)"
             )
@@ -48,7 +49,7 @@ class MLPResNet(nn.Module):
             input_size = (in_channels, *input_size[1:])
         for name, value in (("width", width), ("num_classes", num_classes), *(("input_size", s) for s in input_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         self.default_input_size = input_size
         self.input_layer = nn.Linear(math.prod(input_size), width, bias=get_norm(norm_layer, 1) is None)
         self.bn1 = make_norm(norm_layer, width, dim=1)
@@ -57,6 +58,15 @@ class MLPResNet(nn.Module):
         self.layers = nn.Sequential(*(LinearBlock(width, width, **block) for _ in range((depth - 2) // 2)))
         self.num_features = width
         self.fc = nn.Linear(width, num_classes)
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        """The activation after the input layer and after each block: a[1], a[3], ..., a[L]."""
+        a = self.act(self.bn1(self.input_layer(torch.flatten(x, 1))))
+        outputs = [a]
+        for block in self.layers:
+            a = block(a)
+            outputs.append(a)
+        return outputs
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last hidden activation a[L], before the classifier."""
@@ -82,7 +92,7 @@ def _resolve(name: str) -> Callable[..., MLPResNet] | None:
         return None
     depth, residual = int(match.group(2)), match.group(1) == "resnet"
     if depth < 4 or depth % 2:
-        raise ValueError(
+        raise UsageError(
             f"unknown model {name!r}: MLP depths must be 2n+2 with n >= 1 (4, 6, 8, ...; e.g. mlp_resnet20 "
             "has 9 blocks)"
         )

@@ -1,4 +1,5 @@
-"""A minimal model registry: a decorator, a dict, ``create_model`` and ``list_models``."""
+"""A minimal model registry: a decorator, a dict, ``list_models`` and the builder of a name (``create_model``
+builds it, in create.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
+from ..errors import UnknownArgument, UsageError
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _FAMILIES: list[Callable[[str], Callable[..., nn.Module] | None]] = []
 _FORMS: list[str] = []  # what each family's names look like, e.g. "resnet<6n+2>"
 _B = TypeVar("_B", bound=Callable[..., nn.Module])
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+def register_model(fn: _B) -> _B:
     """Register a builder under its function name."""
     if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} is already registered")
+        raise UsageError(f"model {fn.__name__!r} is already registered")
     _MODELS[fn.__name__] = fn
     return fn
 
@@ -33,10 +36,22 @@ def in_family(family: str, depth: int) -> Callable[[_B], _B]:
     return mark
 
 
+def takes(keywords: Iterable[str]) -> Callable[[_B], _B]:
+    """Declare the keywords a builder written as ``f(**kwargs)`` accepts, as its signature: what
+    ``inspect.signature`` and ``builder_takes`` report (not ``**kwargs``)."""
+    params = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in keywords]
+
+    def mark(fn: _B) -> _B:
+        fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # read by inspect.signature
+        return fn
+
+    return mark
+
+
 def model_family(name: str) -> tuple[str, int] | None:
     """``(family, depth)`` of the builder of ``name``, e.g. ``("cifar", 110)`` for resnet110 and plain110;
     ``None`` for a builder outside the families (the ImageNet nets: resnet152 is not CIFAR)."""
-    return getattr(_builder(name), "family", None)
+    return getattr(builder(name), "family", None)
 
 
 def keyword_args(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -52,7 +67,7 @@ def check_kwargs(builder: str, kwargs: Mapping[str, Any], valid: Iterable[str], 
     unknown = [k for k in kwargs if k not in valid]
     if unknown:
         hints = "".join(f" ({fixed[k]})" for k in unknown if k in fixed)
-        raise TypeError(
+        raise UnknownArgument(
             f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}{hints}; "
             f"valid: {', '.join(valid)}"
         )
@@ -91,35 +106,18 @@ def list_models() -> list[str]:
     return sorted(_MODELS, key=key)
 
 
-def _builder(name: str) -> Callable[..., nn.Module]:
+def builder(name: str) -> Callable[..., nn.Module]:
     builder = _MODELS.get(name)
     for resolve in _FAMILIES:
         if builder is not None:
             break
         builder = resolve(name)  # raises ValueError for a name of its form that is invalid
     if builder is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, or {'; '.join(_FORMS)}")
+        raise UsageError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, or {'; '.join(_FORMS)}")
     return builder
 
 
 def builder_takes(name: str, arg: str) -> bool:
-    """Whether the builder of ``name`` declares the keyword ``arg`` (e.g. ``input_size``, which a run
-    passes from its data to the models that need it)."""
-    return arg in inspect.signature(_builder(name)).parameters
-
-
-def default_input_size(model: nn.Module) -> tuple[int, int, int]:
-    """The (C, H, W) input a registered model was designed for (its ``default_input_size``)."""
-    c, h, w = vars(model)["default_input_size"]
-    return c, h, w
-
-
-def create_model(name: str, weights: str | None = None, **kwargs) -> nn.Module:
-    """Build a registered model by name, e.g. ``create_model("resnet50", num_classes=10)``; ``weights``
-    names shipped pretrained weights (``create_model("resnet56", weights="cifar10")``, see
-    ``resnetlab models``)."""
-    if weights is not None:
-        from ..pretrained import build  # reads the shipped files only when asked
-
-        return build(name, weights, **kwargs)
-    return _builder(name)(**kwargs)
+    """Whether the builder of ``name`` takes the keyword ``arg`` (e.g. ``input_size``, which a run passes
+    from its data to the models that need it; ``shortcut``, which every ResNet takes)."""
+    return arg in inspect.signature(builder(name)).parameters

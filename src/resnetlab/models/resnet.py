@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ..nn.blocks import BasicBlock, Bottleneck, conv, make_activation, make_norm
 from ..nn.norm import BATCHNORM_TYPES, NormLayer
 
@@ -43,12 +44,12 @@ class ResNet(nn.Module):
     ):
         super().__init__()
         if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+            raise UsageError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
         if stride_in_1x1 and block is not Bottleneck:
-            raise ValueError("stride_in_1x1 applies to bottleneck networks (resnet50/101/152) only")
+            raise UsageError("stride_in_1x1 applies to bottleneck networks (resnet50/101/152) only")
         for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         block_args: dict[str, Any] = {
             "shortcut": shortcut,
             "residual": residual,
@@ -65,7 +66,7 @@ class ResNet(nn.Module):
         self.act = make_activation(activation)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else None
         if len(layers) not in (3, 4) or len(widths) != len(layers):
-            raise ValueError(f"ResNet takes 3 or 4 stages with one width each, got layers={layers}, widths={widths}")
+            raise UsageError(f"ResNet takes 3 or 4 stages with one width each, got layers={layers}, widths={widths}")
         channels = widths[0]
         for i, (depth, width) in enumerate(zip(layers, widths)):
             blocks = []

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from .norm import NormLayer, get_norm
 
 SHORTCUTS = ("A", "B", "C")
@@ -22,7 +23,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 def make_activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+        raise UsageError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
@@ -54,7 +55,7 @@ class ShortcutA(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(f"option A shortcut cannot reduce channels ({in_channels} -> {out_channels})")
+            raise UsageError(f"option A shortcut cannot reduce channels ({in_channels} -> {out_channels})")
         self.stride, self.pad = stride, out_channels - in_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -75,7 +76,7 @@ def make_shortcut(
     the shape changes. C: projection on every block.
     """
     if kind not in SHORTCUTS:
-        raise ValueError(f"unknown shortcut {kind!r}; choose one of {list(SHORTCUTS)} (the paper's options)")
+        raise UsageError(f"unknown shortcut {kind!r}; choose one of {list(SHORTCUTS)} (the paper's options)")
     changes = stride != 1 or in_channels != out_channels
     if kind == "A":
         return ShortcutA(in_channels, out_channels, stride) if changes else None
@@ -177,7 +178,7 @@ class LinearShortcutA(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         if out_features < in_features:
-            raise ValueError(f"option A shortcut cannot reduce features ({in_features} -> {out_features})")
+            raise UsageError(f"option A shortcut cannot reduce features ({in_features} -> {out_features})")
         self.pad = out_features - in_features
 
     def forward(self, x: Tensor) -> Tensor:
@@ -211,7 +212,7 @@ class LinearBlock(_Residual):
     ):
         super().__init__()
         if shortcut not in SHORTCUTS:
-            raise ValueError(f"unknown shortcut {shortcut!r}; choose one of {list(SHORTCUTS)} (the paper's options)")
+            raise UsageError(f"unknown shortcut {shortcut!r}; choose one of {list(SHORTCUTS)} (the paper's options)")
         self.residual = residual
         bias = get_norm(norm_layer, 1) is None
         self.fc1 = nn.Linear(in_features, out_features, bias=bias)

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from ..errors import UnknownArgument, UsageError
+
 
 def _channel_view(t: Tensor, ndim: int) -> Tensor:
     """Reshape a per-channel vector (C,) to broadcast against an input of ``ndim`` dims (N, C, ...)."""
@@ -85,7 +87,7 @@ def set_batchnorm_kernel(kind: str) -> None:
     reduction; the first call of each shape compiles for a few seconds)."""
     global _kernel
     if kind not in ("eager", "compiled"):
-        raise ValueError(f"unknown batch norm kernel {kind!r}; choose 'eager' or 'compiled'")
+        raise UsageError(f"unknown batch norm kernel {kind!r}; choose 'eager' or 'compiled'")
     if kind == "compiled" and kind not in _KERNELS:
         _KERNELS[kind] = (torch.compile(batchnorm_forward), torch.compile(batchnorm_backward))
     _kernel = kind
@@ -190,12 +192,12 @@ class _BatchNorm(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() not in self._expected_dims:
-            raise ValueError(
+            raise UsageError(
                 f"{type(self).__name__} expects a {' or '.join(map(str, self._expected_dims))}D "
                 f"input (N, C, ...), got shape {tuple(x.shape)}"
             )
         if x.size(1) != self.num_features:
-            raise ValueError(
+            raise UsageError(
                 f"{type(self).__name__}({self.num_features}) got {x.size(1)} channels "
                 f"in input of shape {tuple(x.shape)}"
             )
@@ -212,7 +214,7 @@ class _BatchNorm(nn.Module):
         """Algorithm 1 with this batch's statistics, updating the running estimates in training."""
         m = x.numel() // x.size(1)
         if m <= 1:
-            raise ValueError(
+            raise UsageError(
                 f"Expected more than 1 value per channel when training, got input of shape "
                 f"{tuple(x.shape)}: use a batch of at least 2 or call model.eval()"
             )
@@ -286,12 +288,12 @@ def get_norm(norm: NormLayer, dim: int = 2) -> Callable[[int], nn.Module] | None
     ``dim`` picks the form of a name: 2 after convolutions (BatchNorm2d), 1 after linear layers
     (BatchNorm1d). Returns ``None`` when normalization is off."""
     if dim not in (1, 2):
-        raise ValueError(f"get_norm: dim must be 1 (after linear layers) or 2 (after convolutions), got {dim!r}")
+        raise UsageError(f"get_norm: dim must be 1 (after linear layers) or 2 (after convolutions), got {dim!r}")
     if norm is None:
         norm = "bn"
     if isinstance(norm, str):
         if norm not in NORM_LAYERS:
-            raise ValueError(
+            raise UsageError(
                 f"unknown norm_layer {norm!r}; choose one of {sorted(NORM_LAYERS)}, None, "
                 f"or a callable taking the number of channels"
             )
@@ -299,4 +301,4 @@ def get_norm(norm: NormLayer, dim: int = 2) -> Callable[[int], nn.Module] | None
         return None if forms is None else forms[2 - dim]
     if callable(norm):
         return norm
-    raise TypeError(f"norm_layer must be a name, None or a callable, got {type(norm).__name__}")
+    raise UnknownArgument(f"norm_layer must be a name, None or a callable, got {type(norm).__name__}")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .norm import BATCHNORM_TYPES, BatchNorm
 
 
@@ -56,7 +57,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable, num_batches: int 
         for m, training in modes.items():
             m.train(training)
     if used == 0:
-        raise ValueError("recalibrate_batchnorm got no batches: pass a non-empty iterable of inputs")
+        raise UsageError("recalibrate_batchnorm got no batches: pass a non-empty iterable of inputs")
     return model
 
 
@@ -73,7 +74,7 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     try:
         graph = _ConvBNTracer().trace(model)
     except Exception as e:  # the model has data-dependent control flow
-        raise ValueError(
+        raise UsageError(
             f"fold_batchnorm could not trace {type(model).__name__} with torch.fx ({e}); "
             "fold modules whose forward has no data-dependent Python control flow"
         ) from None

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from ..errors import UsageError
 from .norm import BatchNorm1d, BatchNorm2d, _BatchNorm, _channel_view, _reduce_dims, _upcast
 
 
@@ -83,7 +84,7 @@ class _SyncBatchNorm(_BatchNorm):
         y, mean, var, count = SyncBatchNormFunction.apply(x, weight, bias, self.eps, group)
         m = int(count)
         if m <= 1:
-            raise ValueError(f"Expected more than 1 value per channel over all processes, got {m}")
+            raise UsageError(f"Expected more than 1 value per channel over all processes, got {m}")
         if self.track_running_stats:
             self._update_running_stats(mean, var, m)
         return y
@@ -104,7 +105,7 @@ def convert_sync_batchnorm(model: nn.Module, process_group: Any = None) -> nn.Mo
     torch_bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if torch_bns:
         if any(p.device.type != "cuda" for p in model.parameters()):
-            raise ValueError(
+            raise UsageError(
                 "--sync-bn: torch.nn.BatchNorm is synchronized by torch.nn.SyncBatchNorm, which runs on CUDA only; "
                 "use this project's BN (--norm bn) on CPU, or --no-sync-bn"
             )

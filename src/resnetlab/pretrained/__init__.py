@@ -5,8 +5,11 @@ the final weights of a run in ``docs/reproduction.md``. Convolution and linear w
 float16 (half the size; every other tensor in float32) and are loaded into a float32 model. The file's
 own metadata holds what a user needs besides the tensors: the classes, the normalization, the recipe,
 the commit that trained it and the test error measured on those stored tensors (``test_error``,
-computed in float64 so that it does not depend on the CPU's kernels). ``pack`` writes such a file from
-a run; ``scripts/ship_weights.py`` packs and measures them.
+computed in float64 so that it does not depend on the CPU's kernels). ``checkpoints.pack`` writes such a file
+from a run; ``scripts/ship_weights.py`` packs and measures them.
+
+This package reads and writes the files only, and imports nothing of resnetlab but its error class: ``create_model(name,
+weights=...)`` (models) and ``checkpoints.pack``/``load_pretrained`` build on it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from ..checkpoints import load_checkpoint, model_kwargs, read_checkpoint
-from ..models import create_model
+from ..errors import UsageError
 
 FOLDER = Path(__file__).parent
 _KEY = "resnetlab"  # the safetensors metadata entry holding the JSON description
@@ -44,7 +45,7 @@ def _path(model: str, weights: str, folder: Path = FOLDER) -> Path:
             if model in names
             else f"{model} has no shipped weights; the models with weights: {', '.join(names) or 'none'}"
         )
-        raise ValueError(f"unknown weights {weights!r} for {model}: {offered} (see 'resnetlab models')")
+        raise UsageError(f"unknown weights {weights!r} for {model}: {offered} (see 'resnetlab models')")
     return path
 
 
@@ -62,55 +63,10 @@ def load_weights(model: str, weights: str, folder: Path = FOLDER) -> tuple[dict[
     return load_file(_path(model, weights, folder)), weights_meta(model, weights, folder)
 
 
-def build(model: str, weights: str, **kwargs) -> nn.Module:
-    """``model`` with its shipped ``weights`` (in training mode, as any new module); ``kwargs`` may only
-    repeat what the weights fix (``num_classes=10``): another head or input would not fit them."""
-    return _assemble(model, weights, *load_weights(model, weights), **kwargs)
-
-
-def _assemble(model: str, weights: str, state: dict[str, torch.Tensor], meta: dict, **kwargs) -> nn.Module:
-    fixed = model_kwargs(meta)
-    clash = {k: v for k, v in kwargs.items() if k not in fixed or fixed[k] != v}
-    if clash:
-        given = ", ".join(f"{k}={v!r}" for k, v in clash.items())
-        raise ValueError(
-            f"{model} weights {weights!r} fix {', '.join(f'{k}={v!r}' for k, v in fixed.items())}; {given} "
-            f"does not fit them (to train another head from them: resnetlab train --model {model} --weights {weights})"
-        )
-    net = create_model(model, **fixed)
-    net.load_state_dict(state, strict=True)  # copies float16 into the float32 parameters
-    return net
-
-
-def load_pretrained(model: str, weights: str, folder: Path = FOLDER) -> tuple[nn.Module, dict]:
-    """As ``checkpoints.load_checkpoint`` for a shipped file: the model in eval mode and its description."""
-    state, meta = load_weights(model, weights, folder)
-    return _assemble(model, weights, state, meta).eval(), meta
-
-
-def open_model(source: str | Path, weights: str | None = None) -> tuple[nn.Module, dict, str]:
-    """What eval, predict and export read: (model in eval mode, description, a name for messages), from
-    a run folder or checkpoint, or, with ``weights``, from the shipped weights of the model ``source``."""
-    if weights is None:
-        return (*load_checkpoint(source), str(source))
-    return (*load_pretrained(str(source), weights), f"{source} weights {weights}")
-
-
-def pack(run: str | Path, weights: str, out: Path, extra: dict) -> Path:
-    """Write ``<model>-<weights>.safetensors`` into ``out`` from a run's last checkpoint: matrices and
-    kernels in float16, everything else as trained; ``extra`` (test error, CPU, wall time) joins the
-    description under ``weights``."""
-    state, _, meta = read_checkpoint(run, tensors=False)
-    tensors = {k: v.half() if v.is_floating_point() and v.dim() >= 2 else v for k, v in state.items()}
-    keep = ("model", "num_classes", "in_channels", "image_size", "input_size", "class_names", "normalization")
-    description = {k: meta[k] for k in keep if k in meta}
-    description.update(
-        config={k: v for k, v in meta["config"].items() if k not in ("out", "device", "threads", "weights")},
-        iteration=meta["iteration"],
-        weights={"name": weights, **extra},
-        evaluation={"precision": "fp32", "tta_flip": False},
-    )
-    path = out / f"{meta['model']}-{weights}.safetensors"
+def write_weights(tensors: dict[str, torch.Tensor], description: dict, out: Path) -> Path:
+    """Write ``<model>-<weights>.safetensors`` into ``out``: ``tensors`` with ``description`` (the model,
+    its classes and normalization, ``weights``: name and measured error) in the file's metadata."""
+    path = out / f"{description['model']}-{description['weights']['name']}.safetensors"
     save_file(tensors, path, metadata={_KEY: json.dumps(description)})
     path.chmod(0o644)  # package data: readable by every user (safetensors writes it 0600)
     return path

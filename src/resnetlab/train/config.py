@@ -15,22 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from ..data.sources import SPECS
+from ..errors import UnknownArgument, UsageError
 
 # Fields that say how and where a run executes, not what it computes: a resumed run may change them
 # (e.g. continue on another machine, with --compile, or in a folder that was moved), at the price of
 # bitwise equality with an uninterrupted run.
 EXECUTION = (
-    "device", "threads", "compile", "channels_last", "eval_every", "save_every", "keep_checkpoints", "dist_timeout",
-    "out",
+    "device", "threads", "compile", "channels_last", "eval_every", "tta", "save_every", "keep_checkpoints",
+    "dist_timeout", "out",
 )  # fmt: skip
 
-# Model arguments every run sets itself from its data and --norm; --model-arg may not set them.
-RUN_MODEL_ARGS = {
-    "num_classes": "the data's class count",
-    "in_channels": "the data's channels",
-    "norm_layer": "--norm",
-    "input_size": "the data's image shape",
-}
+TTA = ("none", "flip", "flip-translate", "ten-crop")  # as resnetlab.evaluation.TTA (config imports no torch)
 
 # Recipes: named starting points; any field can be overridden after them.
 _COSINE = dict(
@@ -70,7 +65,7 @@ RECIPES: dict[str, dict] = {
         "lr": 0.2,
         "warmup_iterations": 195,
         "eval_every": 0,
-        "tta_flip": True,
+        "tta": "flip",
         "small_size": 24,
     },  # fmt: skip
 }
@@ -136,7 +131,9 @@ class TrainConfig:
     dist_timeout: int = _f(600, "under torchrun, seconds a collective waits for a lost process before all stop",
                            metavar="S")  # fmt: skip
     eval_every: int = _f(1, "epochs between val/test evaluations (0: only after the last epoch)", metavar="N")
-    tta_flip: bool = _f(False, "evaluate on each image and its mirror, averaging the logits (natural images only)")
+    tta: str = _f("none", "test-time augmentation of every evaluation, reported beside the single-view error: "
+                  "flip (each image and its mirror), flip-translate (and each shifted by 2 pixels), ten-crop "
+                  "(the paper's 10 crops); natural images only", choices=TTA)  # fmt: skip
     save_every: int | None = _f(None, "iterations between checkpoints (default: each epoch)", metavar="N")
     keep_checkpoints: int = _f(3, "newest numbered checkpoints kept (default 3; best and last are always kept)",
                                metavar="N")  # fmt: skip
@@ -147,9 +144,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if (self.epochs is None) == (self.iterations is None):
-            raise ValueError("give exactly one of epochs and iterations")
+            raise UsageError("give exactly one of epochs and iterations")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"eval_every must be an integer >= 0 (0: only at the end), got {self.eval_every!r}")
+            raise UsageError(f"eval_every must be an integer >= 0 (0: only at the end), got {self.eval_every!r}")
         positive = (
             "epochs",
             "iterations",
@@ -163,28 +160,25 @@ class TrainConfig:
         for name in positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         for f in fields(self):
             allowed = f.metadata.get("choices")
             if allowed and getattr(self, f.name) not in allowed:
-                raise ValueError(f"{f.name} must be one of {', '.join(allowed)}, got {getattr(self, f.name)!r}")
+                raise UsageError(f"{f.name} must be one of {', '.join(allowed)}, got {getattr(self, f.name)!r}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
+            raise UsageError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
         if not isinstance(self.small_size, int) or self.small_size < 0 or 0 < self.small_size < 8:
-            raise ValueError(f"small_size must be 0 (off) or at least 8 pixels, got {self.small_size!r}")
+            raise UsageError(f"small_size must be 0 (off) or at least 8 pixels, got {self.small_size!r}")
         if not 0 < self.small_until <= 1:
-            raise ValueError(f"small_until must be a fraction in (0, 1], got {self.small_until!r}")
+            raise UsageError(f"small_until must be a fraction in (0, 1], got {self.small_until!r}")
         if self.warmup_lr is not None and self.warmup_lr < 0:
-            raise ValueError(f"warmup_lr must be >= 0 (0: off), got {self.warmup_lr!r}")
+            raise UsageError(f"warmup_lr must be >= 0 (0: off), got {self.warmup_lr!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
-            raise ValueError(f"clip_grad_norm must be > 0 (omit it for no clipping), got {self.clip_grad_norm!r}")
+            raise UsageError(f"clip_grad_norm must be > 0 (omit it for no clipping), got {self.clip_grad_norm!r}")
         if not 0 <= self.ema < 1:
-            raise ValueError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
+            raise UsageError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
-            raise ValueError(f"model_args must be a dict of argument names to values, got {self.model_args!r}")
-        for key in self.model_args:
-            if key in RUN_MODEL_ARGS:
-                raise ValueError(f"--model-arg {key}: the run sets it from {RUN_MODEL_ARGS[key]}; drop it")
+            raise UsageError(f"model_args must be a dict of argument names to values, got {self.model_args!r}")
 
     def total_iterations(self, steps_per_epoch: int) -> int:
         """SGD steps of the whole run: ``iterations``, or ``epochs`` of ``steps_per_epoch``."""
@@ -204,10 +198,11 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> TrainConfig:
+        d = upgrade(d)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config fields {sorted(unknown)}")
+            raise UsageError(f"unknown config fields {sorted(unknown)}")
         if "milestones" in d:
             d = {**d, "milestones": tuple(d["milestones"])}
         if "model_args" in d:
@@ -222,10 +217,10 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
     """A recipe's fields with ``overrides`` on top; ``epochs`` and ``iterations`` replace each other.
     Without ``out``, the run goes to ``runs/<model>-<date>-<time>``."""
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
     if unknown:
-        raise TypeError(f"unknown config field(s) {', '.join(sorted(unknown))}")
+        raise UnknownArgument(f"unknown config field(s) {', '.join(sorted(unknown))}")
     values = {**RECIPES[recipe], "recipe": recipe}
     if "epochs" in overrides:
         values["iterations"] = None
@@ -239,8 +234,19 @@ def make_config(recipe: str = "paper-cifar", **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def upgrade(saved: dict) -> dict:
+    """A saved config in today's fields: ``tta_flip: true`` (before ``--tta``) reads as ``tta: flip``."""
+    if "tta_flip" not in saved:
+        return saved
+    old = dict(saved)
+    flip = old.pop("tta_flip")
+    old.setdefault("tta", "flip" if flip else "none")
+    return old
+
+
 def saved_value(saved: dict, name: str):
     """A field of a saved config (as JSON); a field added since the config was saved has its default."""
+    saved = upgrade(saved)
     return saved[name] if name in saved else _defaults()[name]
 
 
@@ -254,13 +260,13 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
     (e.g. flags repeated on the command line) must agree with it: a run continues as it started."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise ValueError(f"--resume {run_dir}: no config.json there (is it a run folder?)")
+        raise UsageError(f"--resume {run_dir}: no config.json there (is it a run folder?)")
     config = TrainConfig.from_json(json.loads(path.read_text())["config"])
     saved = json.loads(json.dumps(config.to_json()))
     overrides = dict(overrides or {})
     out = overrides.pop("out", None)
     if out is not None and Path(out).resolve() != Path(run_dir).resolve():
-        raise ValueError(f"--resume {run_dir} continues the run in that folder; drop --out {out}")
+        raise UsageError(f"--resume {run_dir} continues the run in that folder; drop --out {out}")
     # an execution choice the run resolved when it started (e.g. --precision bf16 where auto chose bf16)
     # agrees with it, as the request itself does
     resolved = json.loads(path.read_text()).get("resolved", {})
@@ -271,7 +277,7 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
         if k not in EXECUTION and k not in agree and json.loads(json.dumps(v)) != saved.get(k)
     ]
     if clash:
-        raise ValueError(
+        raise UsageError(
             f"--resume continues the run with its saved config; refusing {', '.join(clash)} "
             f"(only {', '.join('--' + k.replace('_', '-') for k in EXECUTION if k != 'out')} may change)"
         )

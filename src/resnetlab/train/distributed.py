@@ -12,6 +12,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from ..errors import UsageError
+
 
 @dataclass(frozen=True)
 class World:
@@ -42,9 +44,9 @@ def world_from_env() -> World:
         world = World(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                       int(os.environ.get("LOCAL_RANK", 0)))  # fmt: skip
     except ValueError:
-        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (torchrun sets them)") from None
+        raise UsageError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (torchrun sets them)") from None
     if world.size < 1 or not 0 <= world.rank < world.size:
-        raise ValueError(f"RANK {world.rank} is outside WORLD_SIZE {world.size}")
+        raise UsageError(f"RANK {world.rank} is outside WORLD_SIZE {world.size}")
     return world
 
 
@@ -83,7 +85,7 @@ def _store(world: World, timeout: timedelta) -> dist.Store:
     "Connection refused" (5 restarts in 13, measured). A prefix per restart makes those keys new."""
     addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
     if not addr or not port:
-        raise ValueError("MASTER_ADDR and MASTER_PORT are not set: start the processes with torchrun")
+        raise UsageError("MASTER_ADDR and MASTER_PORT are not set: start the processes with torchrun")
     agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"  # the agent hosts it; else rank 0 does
     store = dist.TCPStore(addr, int(port), world.size, is_master=not agent and world.rank == 0, timeout=timeout)
     return dist.PrefixStore(f"resnetlab/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/{restart_count()}", store)

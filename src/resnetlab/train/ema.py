@@ -15,6 +15,7 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .hooks import Hook, SessionView, Step
 from .state import RunState
 
@@ -24,7 +25,7 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0 < decay < 1:
-            raise ValueError(f"--ema {decay}: give a decay in (0, 1), e.g. 0.999, or 0 for no averaging")
+            raise UsageError(f"--ema {decay}: give a decay in (0, 1), e.g. 0.999, or 0 for no averaging")
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 

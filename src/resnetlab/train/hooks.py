@@ -18,6 +18,7 @@ from typing import Protocol
 from torch import Tensor, nn
 
 from ..data import ImageData
+from ..errors import UsageError
 from .config import TrainConfig
 from .distributed import World
 from .state import RunState
@@ -91,7 +92,7 @@ class Hooks(Hook):
         names = [h.name for h in hooks]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ValueError(f"two hooks are named {', '.join(twice)}: give each hook its own name")
+            raise UsageError(f"two hooks are named {', '.join(twice)}: give each hook its own name")
         self.hooks = list(hooks)
 
     def __iter__(self):
@@ -134,7 +135,7 @@ def from_env() -> list[Hook]:
         try:
             make: Callable[[], Hook | Iterable[Hook]] = getattr(importlib.import_module(module), factory)
         except (ImportError, AttributeError) as e:
-            raise ValueError(f"{TEST_HOOKS}={entry}: {e} (give package.module:factory)") from None
+            raise UsageError(f"{TEST_HOOKS}={entry}: {e} (give package.module:factory)") from None
         made = make()
         hooks += [made] if isinstance(made, Hook) else list(made)
     return hooks

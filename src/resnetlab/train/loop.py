@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from ..evaluation import autocast, evaluate, torch_predictor
+from ..plots import plot_curves
 from . import hooks as hooks_module
 from .config import TrainConfig
-from .evaluate import autocast, error_rate, predict
 from .hooks import Hook, Step
-from .metrics import COLUMNS, plot_curves, write_metrics
+from .metrics import COLUMNS, write_metrics
 from .schedule import learning_rate
 from .session import Session, open_session
 from .setup import compile_errors, graceful_interrupt
@@ -151,11 +152,12 @@ def end_epoch(s: Session, lr: float) -> None:
     record.update(epoch=state.epoch + 1, iteration=state.iteration, train_loss=state.loss_sum / seen,
                   train_error=state.errors / seen, lr=lr)  # fmt: skip
     last = state.iteration == s.total
-    evaluate = s.world.main and (last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0))
-    for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-        if x is not None and y is not None and evaluate:
-            logits = predict(s.evaluated, x, s.normalize, s.device, s.run.precision, flip=config.tta_flip)
-            record[f"{split}_error"] = error_rate(logits, y)
+    if last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0):
+        predict = torch_predictor(s.evaluated, s.normalize, s.device, s.run.precision)
+        for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
+            if x is not None and y is not None:  # every process evaluates its slice of the split
+                result = evaluate(predict, x, y, data.class_names, config.tta)
+                record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)
     s.hooks.on_epoch_end(record)
     state.next_epoch()
@@ -168,6 +170,8 @@ def end_epoch(s: Session, lr: float) -> None:
         [f"epoch {record['epoch']}/{s.n_epochs}", f"iter {record['iteration']}", f"loss {record['train_loss']:.4f}",
          f"train {100 * record['train_error']:.2f}%"]
         + [f"{k} {100 * record[f'{k}_error']:.2f}%" for k in ("val", "test") if record[f"{k}_error"] is not None]
+        + [f"{k} {config.tta} {100 * record[f'{k}_error_tta']:.2f}%" for k in ("val", "test")
+           if record[f"{k}_error_tta"] is not None]
         + ([f"grad norm {record['grad_norm']:.3g}"] if record["grad_norm"] is not None else [])
         + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
         + ([] if last else [f"eta {_duration(s.remaining_s())}"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import UsageError
 from .hooks import Hook, SessionView
 
 
@@ -16,7 +17,7 @@ class ProgressiveResizing(Hook):
     def on_start(self, session: SessionView) -> None:
         side = tuple(session.data.x_train.shape[-2:])
         if self.size >= min(side):
-            raise ValueError(
+            raise UsageError(
                 f"--small-size {self.size}: give fewer pixels than the training images' {side}, or 0 for no "
                 "progressive resizing"
             )

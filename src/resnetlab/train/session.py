@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .. import hardware
 from ..data import EpochLoader, ImageData, normalizer
+from ..errors import UsageError
 from ..hardware import resolve_device
 from ..models import model_family
 from ..nn import convert_sync_batchnorm
@@ -163,10 +164,10 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
     out, world = Path(config.out), world_from_env()
     image_size = config.image_size or model_input_size(config)  # checks the model's name and arguments
     if config.batch_size % world.size:
-        raise ValueError(f"--batch-size {config.batch_size} (the global batch) does not divide among {world.size} "
+        raise UsageError(f"--batch-size {config.batch_size} (the global batch) does not divide among {world.size} "
                          f"processes; choose a multiple of {world.size}")  # fmt: skip
     if not resume and (out / "checkpoints").exists():
-        raise ValueError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
+        raise UsageError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = distributed.start(world, resolve_device(config.device), config.dist_timeout)
@@ -239,12 +240,12 @@ def _check_data(config: TrainConfig, data: ImageData, world: World) -> None:
     n = len(data.y_train)
     largest = n - n % world.size  # the global batch divides among the processes
     if config.batch_size > largest:
-        raise ValueError(
+        raise UsageError(
             f"--batch-size {config.batch_size} is larger than the {n} training images of {data.name} (after "
             f"--subset/--val-split); give --batch-size {largest} or less"
         )
-    if config.tta_flip and not data.flip:
-        raise ValueError(
-            f"--tta-flip: {data.name} is not flip-safe (a mirrored image is another class, e.g. a digit); "
-            "run without --tta-flip"
+    if config.tta != "none" and not data.flip:
+        raise UsageError(
+            f"--tta {config.tta}: {data.name} is not flip-safe (a mirrored image is another class, e.g. a digit); "
+            "run with --tta none"
         )

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from .. import pretrained
-from ..checkpoints import load_state_dict_file, run_input_size
+from ..checkpoints import load_state_dict_file
 from ..data import ImageData, channel_stats, load_data
+from ..errors import UsageError
 from ..hardware import describe
-from ..models import create_model, default_input_size
+from ..models import check_model_args, create_model, default_input_size, run_model_kwargs
 from ..version import __version__
 from .config import TrainConfig
 
@@ -73,6 +74,7 @@ def prepare_data(config: TrainConfig, image_size: int) -> tuple[ImageData, list[
 def model_input_size(config: TrainConfig) -> int:
     """The side a model was designed for (224 ImageNet, 32 CIFAR), built on the meta device (free):
     this also checks the model's name and ``model_args`` before any data is loaded."""
+    check_model_args(config.model_args)
     with torch.device("meta"):
         model = create_model(config.model, **config.model_args)
     return default_input_size(model)[-1]
@@ -80,14 +82,9 @@ def model_input_size(config: TrainConfig) -> int:
 
 def build_model(config: TrainConfig, data: ImageData, log: Log, channels_last: bool = False) -> nn.Module:
     torch.manual_seed(config.seed)
-    model = create_model(
-        config.model,
-        num_classes=data.num_classes,
-        in_channels=data.image_shape[0],
-        norm_layer=None if config.norm == "bn" else config.norm,
-        **run_input_size(config.model, data.image_shape),
-        **config.model_args,
-    )
+    shape = data.image_shape
+    model = create_model(config.model, **run_model_kwargs(config.model, data.num_classes, shape[0], config.norm,
+                                                          shape, config.model_args))  # fmt: skip
     if config.weights:
         init_from_weights(model, config.weights, log, config.model)
     if channels_last:
@@ -101,7 +98,7 @@ def training_forward(model: nn.Module, compile: bool):
     if not compile:
         return model
     if not hasattr(torch, "compile"):
-        raise ValueError(
+        raise UsageError(
             f"--compile needs torch.compile (PyTorch >= 2.0; this is {torch.__version__}); run without --compile"
         )
     # Every step's batch has the same shape (a size change, e.g. progressive resizing, gets a second static
@@ -117,7 +114,7 @@ def compile_errors(enabled: bool):
     except Exception as e:
         if enabled and type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise ValueError(
+            raise UsageError(
                 f"--compile: torch.compile failed ({type(e).__name__}: {first}); run without --compile"
             ) from None
         raise
@@ -141,7 +138,7 @@ def init_from_weights(model: nn.Module, path: str, log: Log, model_name: str) ->
     unexpected = [k for k in state if k not in own]
     if wrong or missing or unexpected:
         detail = (wrong or [f"missing {k}" for k in missing] or [f"unexpected {k}" for k in unexpected])[:3]
-        raise ValueError(
+        raise UsageError(
             f"--weights {path} does not fit {type(model).__name__} {getattr(model, 'name', '')}: "
             f"{'; '.join(detail)} (is it the same architecture and input channels?)"
         )

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import checkpoints as ckpt
+from ..errors import UsageError
 from .config import TrainConfig, saved_value
 from .distributed import World
 
@@ -118,7 +119,7 @@ def restore(
         made = ", ".join(
             f"{k} {json.dumps(saved_value(meta['config'], k))} (not {json.dumps(getattr(config, k))})" for k in changed
         )
-        raise ValueError(
+        raise UsageError(
             f"{out} holds a run made with {made}: continue it with the same settings, or choose another --out"
         )
     for k in config.differences(meta["config"]):  # execution fields only, e.g. --compile on a resume

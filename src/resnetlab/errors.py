@@ -1,0 +1,10 @@
+"""The one class of errors that bad input raises: the command line prints it as one line naming the problem
+and the fix; any other exception is a bug, reported as an internal error."""
+
+
+class UsageError(ValueError):
+    """Bad input (a flag, a file, a name, an argument): its message is one line with the fix."""
+
+
+class UnknownArgument(UsageError, TypeError):
+    """A keyword argument a builder or a config does not take: a ``TypeError``, as Python's own for a call."""
