@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import sys
-import textwrap
 import traceback
 import typing
 from pathlib import Path
@@ -46,38 +45,15 @@ def cmd_models(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    import torch
+    from .inspect.report import model_report
 
-    from .inspect import gradient_flow, summary
-    from .models import builder_takes, create_model, default_input_size
-
-    if args.gradient_flow != 0 and args.gradient_flow < 2:
-        raise UsageError(
-            f"--gradient-flow {args.gradient_flow}: give a batch of at least 2 images (batch norm "
-            f"needs 2 to compute a variance), e.g. --gradient-flow 16"
-        )
-    if args.gradient_flow:
-        torch.manual_seed(0)  # the same initial weights on every call
-    kwargs = {**(args.model_args or {}), **({"num_classes": args.num_classes} if args.num_classes else {})}
-    if args.input_size and builder_takes(args.model, "input_size"):  # the MLPs are built for their input
-        kwargs["input_size"] = tuple(args.input_size)
-    model = create_model(args.model, **kwargs)
-    input_size = tuple(args.input_size) if args.input_size else default_input_size(model)
-    print(summary(model, input_size))
-    if args.gradient_flow:
-        g = torch.Generator().manual_seed(0)  # the network at initialization, on noise with random labels
-        x = torch.randn((args.gradient_flow, *input_size), generator=g)
-        fc = model.get_submodule("fc")
-        assert isinstance(fc, torch.nn.Linear)
-        y = torch.randint(0, fc.out_features, (args.gradient_flow,), generator=g)
-        print(f"\nGradient flow at initialization: one batch of {args.gradient_flow} N(0, 1) inputs, random labels")
-        print(gradient_flow(model, x, y))
+    print(model_report(args.model, args.input_size, args.num_classes, args.model_args, args.gradient_flow))
     return 0
 
 
 def cmd_train(args) -> int:
     from .train import NonFiniteLoss, TrainingInterrupted, fit, make_config, resume_config
-    from .train.distributed import restart_count, under_torchrun, world_from_env
+    from .train.distributed import resume_after_restart, world_from_env
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
     if "tta_flip" in given:
@@ -86,11 +62,8 @@ def cmd_train(args) -> int:
         given.setdefault("tta", "flip" if flip else "none")
     if "milestones" in given:
         given["milestones"] = tuple(given["milestones"])
-    world, resume = world_from_env(), args.resume
-    if (world.size > 1 or under_torchrun()) and not resume and "out" not in given:
-        raise UsageError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
-    if restart_count() > 0 and not resume and "out" in given and (Path(given["out"]) / "config.json").is_file():
-        resume = given["out"]  # torchrun restarted the workers (--max-restarts): continue the run, as --resume would
+    world = world_from_env()
+    resume = args.resume or resume_after_restart(world, given.get("out"))
     if resume:
         config = resume_config(resume, given)
     else:
@@ -175,37 +148,18 @@ def cmd_export(args) -> int:
     return 0
 
 
-# The flags each experiment uses besides --data and --out; any other is refused, not ignored. The
-# training flags are every config field an experiment does not set itself.
-_TRAINING_FLAGS = tuple(
-    f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_args", "norm", "data", "out")
-)
-_EXPERIMENT_FLAGS = {
-    "degradation": ("depths", "family", *_TRAINING_FLAGS),
-    "gradients": ("depths", "steps", "batch_size", "seed", "threads"),
-    "batchnorm": ("lrs", "model", *(k for k in _TRAINING_FLAGS if k != "lr")),
-    "cifar-table": ("depths", *_TRAINING_FLAGS),
-    "covariate-shift": ("steps", "batch_size", "lr", "seed", "threads"),
-    "responses": ("runs",),
-}
-
-
 def cmd_experiment(args) -> int:
-    from . import experiments
+    from .experiments import EXPERIMENTS, training_flags
     from .train import TrainingInterrupted
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "func", "name", "data", "out")}
-    allowed = _EXPERIMENT_FLAGS[args.name]
-    unused = [f"--{k.replace('_', '-')}" for k in options if k not in allowed]
-    if unused:
-        raise UsageError(
-            f"experiment {args.name} does not use {', '.join(unused)}; its options are "
-            f"{', '.join('--' + k.replace('_', '-') for k in ('data', *allowed, 'out'))}"
-        )
-    data = getattr(args, "data", None)  # None: the embedded digits (responses: each run's own data)
-    out = getattr(args, "out", None) or f"runs/experiment-{args.name}"
+    experiment = EXPERIMENTS[args.name]
+    given = vars(args)
+    own = {f.name: given[f.name] for f in dataclasses.fields(experiment.settings) if f.name in given}
+    trained = {k: given[k] for k in training_flags(experiment) if k in given}
+    settings = experiment.settings(**own, **({"training": trained} if experiment.trains else {}))
+    out = Path(given.get("out") or f"runs/experiment-{args.name}")
     try:
-        _run_experiment(args.name, experiments, data, out, options)
+        experiment.run(settings, given.get("data"), out, print)
     except TrainingInterrupted as e:  # the runs keep their checkpoints; the experiment continues them
         print(
             f"resnetlab: {e.out} interrupted at iteration {e.iteration} (checkpoint saved); run the same "
@@ -215,46 +169,6 @@ def cmd_experiment(args) -> int:
         return 130
     print(f"outputs in {out}")
     return 0
-
-
-def _run_experiment(name: str, experiments, data: str | None, out: str, options: dict) -> None:
-    """``data`` None: the embedded digits, except for responses, which measure each run on its own data."""
-    options.update({k: tuple(options[k]) for k in ("depths", "lrs") if k in options})
-    threads = options.pop("threads", None) if name in ("gradients", "covariate-shift") else None
-    if name == "responses":
-        default = [f"runs/experiment-degradation/{m}" for m in ("plain20", "plain56", "resnet20", "resnet56")]
-        experiments.run_responses(options.get("runs") or default, out, data=data)
-    elif name == "gradients":
-        experiments.run_gradients(data or "default", out, experiments.GradientSetup(**options), threads=threads)
-    elif name == "covariate-shift":
-        experiments.run_covariate_shift(data or "default", out, experiments.ShiftSetup(**options), threads=threads)
-    elif name == "degradation":
-        experiments.run_degradation(out, data=data or "default", **options)
-    elif name == "batchnorm":
-        experiments.run_batchnorm(out, data=data or "default", **options)
-    else:
-        experiments.run_cifar_table(out, data=data or "default", **options)
-
-
-def _experiment_epilog() -> str:
-    """Which flags each experiment takes, from ``_EXPERIMENT_FLAGS``."""
-
-    def flags(names) -> str:
-        return " ".join("--" + k.replace("_", "-") for k in names)
-
-    lines = ["besides --data and --out, each experiment takes:"]
-    for name, names in _EXPERIMENT_FLAGS.items():
-        own = [k for k in names if k not in _TRAINING_FLAGS]
-        missing = [k for k in _TRAINING_FLAGS if k not in names]
-        if len(missing) < len(_TRAINING_FLAGS) / 2:  # most of them: say which are left out
-            but = f" but {flags(missing)}" if missing else ""
-            lines.append(f"  {name:<16} {flags(own)} and the training flags{but}")
-        else:
-            lines.append(f"  {name:<16} {flags(names)}")
-    training = textwrap.fill(
-        "training flags: " + flags(_TRAINING_FLAGS), 80, subsequent_indent="  ", break_on_hyphens=False
-    )
-    return "\n".join([*lines, training])
 
 
 class _ModelArg(argparse.Action):
@@ -273,15 +187,16 @@ class _ModelArg(argparse.Action):
 
 
 def _add_config_flags(
-    p: argparse.ArgumentParser, names: typing.Iterable[str], help: typing.Mapping[str, str] | None = None
-) -> None:
-    """One flag per ``TrainConfig`` field in ``names``, from the field's type and metadata (help,
-    choices, metavar, nargs, mutually exclusive group); ``help`` replaces a field's help text."""
+    p: argparse.ArgumentParser, names: typing.Iterable[str], help: typing.Mapping[str, str] | None = None,
+    cls: type = TrainConfig,
+) -> None:  # fmt: skip
+    """One flag per field of the dataclass ``cls`` in ``names`` (default ``TrainConfig``), from the field's type
+    and metadata (help, choices, metavar, nargs, mutually exclusive group); ``help`` replaces a field's help."""
     help = help or {}
-    hints = typing.get_type_hints(TrainConfig)
+    hints = typing.get_type_hints(cls)
     groups: dict[str, typing.Any] = {}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in names:
+    for f in dataclasses.fields(cls):
+        if f.name not in names or f.metadata.get("flag") is False:
             continue
         meta = dict(f.metadata)
         group = meta.pop("group", None)
@@ -303,47 +218,30 @@ def _add_config_flags(
 
 
 def _experiment_parser(commands) -> None:
+    from .experiments import EXPERIMENTS, training_flags
+
     p = commands.add_parser(
         "experiment",
         help="run one of the papers' experiments",
-        argument_default=argparse.SUPPRESS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The papers' experiments: degradation (plain vs residual through depth, conv or MLP),\n"
-        "gradients (per-layer gradient norms), batchnorm (BN and the learning rate),\n"
-        "cifar-table (Table 6), covariate-shift (BN paper Fig. 1), responses (Fig. 7).\n"
-        "Re-running continues unfinished training runs.",
-        epilog=_experiment_epilog(),
+        description="The papers' experiments. Re-running one continues its unfinished training runs; "
+        "'resnetlab experiment NAME --help' lists the flags of each.",
     )
-    p.add_argument("name", choices=list(_EXPERIMENT_FLAGS))
-    p.add_argument("--data", help=f"{SPECS}, as for train (default: the embedded digits)")
-    p.add_argument(
-        "--depths", type=int, nargs="+", metavar="D", help="depths: 6n+2 for conv nets, even and >= 4 for --family mlp"
-    )
-    p.add_argument("--family", choices=["conv", "mlp"], help="degradation: convolutional ResNets (default) or MLPs")
-    p.add_argument(
-        "--lrs", type=float, nargs="+", metavar="LR", help="batchnorm: learning rates (default 0.01 0.1 0.5)"
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        metavar="K",
-        help="gradients: SGD steps before the second measurement (20); covariate-shift: training steps (50000)",
-    )
-    p.add_argument("--model", help="batchnorm: the network (default resnet20)")
-    p.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="responses: trained runs to compare (default: "
-                   "plain20, plain56, resnet20, resnet56 of runs/experiment-degradation)")  # fmt: skip
-    _add_config_flags(
-        p,
-        _TRAINING_FLAGS,
-        help={
-            "recipe": "the recipe of every run (default paper-cifar)",
-            "epochs": "training length of every run (default: the recipe's)",
-            "iterations": "training length in SGD steps; the step schedule's milestones scale with it",
-            "seed": "one seed for every run (default 0)",
-        },
-    )
-    p.add_argument("--out", metavar="DIR", help="default runs/experiment-<name>")
-    p.set_defaults(func=cmd_experiment)
+    names = p.add_subparsers(dest="name", metavar="NAME", required=True)
+    for experiment in EXPERIMENTS.values():
+        q = names.add_parser(experiment.name, help=experiment.summary, description=experiment.summary,
+                             argument_default=argparse.SUPPRESS)  # fmt: skip
+        q.add_argument("--data", help=f"{SPECS}, as for train (default: the embedded digits)")
+        _add_config_flags(q, [f.name for f in dataclasses.fields(experiment.settings)], cls=experiment.settings)
+        flags = training_flags(experiment)
+        if flags:
+            _add_config_flags(q.add_argument_group("training flags (every run)"), flags, help={
+                "recipe": "the recipe of every run (default paper-cifar)",
+                "epochs": "training length of every run (default: the recipe's)",
+                "iterations": "training length in SGD steps; the step schedule's milestones scale with it",
+                "seed": "one seed for every run (default 0)",
+            })  # fmt: skip
+        q.add_argument("--out", metavar="DIR", help=f"default runs/experiment-{experiment.name}")
+        q.set_defaults(func=cmd_experiment, name=experiment.name)
 
 
 def _train_parser(commands) -> None:
@@ -412,10 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="default: as the run evaluated itself")
     p.add_argument("--tta", choices=list(TTA), help="test-time augmentation, reported beside the single-view "
                    "error (default: the run's own)")  # fmt: skip
-    p.add_argument(
-        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when available"
-    )
-    p.set_defaults(func=cmd_eval)
+    _add_config_flags(p, ["device"])  # the one device list: TrainConfig.device's choices
+    p.set_defaults(func=cmd_eval, device="auto")
 
     p = commands.add_parser(
         "predict",
@@ -428,20 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders to walk")
     p.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="default auto: by the file's "
                    "kind; for a run: openvino if installed, else onnxruntime, else torch")  # fmt: skip
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (asked of every runtime "
-                   "explicitly) or bf16 (openvino, torch)")  # fmt: skip
+    p.add_argument("--precision", default="fp32", choices=[*PRECISIONS, "auto"], help="fp32 (asked of every "
+                   "runtime explicitly), bf16 (openvino, torch), or auto: bf16 where the CPU has it "
+                   "natively")  # fmt: skip
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the runtime (default: its own choice)")
     p.add_argument("--json", action="store_true", help='one line per image: {"file": ..., "top": [{"class": '
                    '..., "probability": ...}, ...]}')  # fmt: skip
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="torch runtime: default auto (CUDA when available)",
-    )
-    p.set_defaults(func=cmd_predict)
+    _add_config_flags(p, ["device"], help={"device": "torch runtime: default auto, CUDA when available"})
+    p.set_defaults(func=cmd_predict, device="auto")
 
     p = commands.add_parser(
         "export",

@@ -130,6 +130,10 @@ def test_predict_command(runs, tmp_path, capsys):
     assert all(len(line["top"]) == 2 and set(line["top"][0]) == {"class", "probability"} for line in lines)
     assert "broken.png" in captured.err and "runtime torch" in captured.err
     assert main(["predict", str(runs["resnet20"]), str(folder / "0.png"), "--runtime", "torch"]) == 0
+    assert (
+        main(["predict", str(runs["resnet20"]), str(folder / "0.png"), "--runtime", "torch", "--precision", "auto"])
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,6 +142,7 @@ def test_predict_command(runs, tmp_path, capsys):
         (["predict", "/nonexistent", "x.png"], "no such file or run folder"),
         (["export", "/nonexistent", "--format", "onnx", "--out", "m.onnx"], "no checkpoint here"),
         (["export", "RUN", "--format", "onnx", "--out", "m.xml"], "must end in .onnx"),
+        (["export", "RUN", "--format", "torchscript", "--out", "m.pt", "--quantize", "int8"], "onnx or openvino"),
         (["export", "RUN", "--format", "torchscript", "--out", "m.pt", "--precision", "int8"], "onnx or openvino"),
         (["predict", "RUN", "x.png", "--runtime", "onnxruntime", "--precision", "bf16"], "no bf16 path"),
     ],

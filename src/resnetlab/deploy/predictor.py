@@ -17,7 +17,7 @@ from ..checkpoints import open_model, parse_source
 from ..data import normalizer
 from ..data.folder import EXTENSIONS, fit_image
 from ..errors import UsageError
-from ..hardware import resolve_device
+from ..hardware import native_bf16, resolve_device
 from ..nn import fold_batchnorm
 from .formats import read_info, to_onnx
 from .info import DeployInfo
@@ -54,14 +54,16 @@ def choose_runtime(path: str | Path, runtime: str = "auto") -> tuple[str, str]:
 def _load(
     path: Path, runtime: str, precision: str, threads: int | None, device: str, weights: str | None
 ) -> tuple[Runtime, DeployInfo, str]:
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision not in (*PRECISIONS, "auto"):
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}, auto")
     if weights is None:
         source, weights = parse_source(path)
         path = Path(source)
     if weights is None and not path.exists():
         raise UsageError(f"{path}: no such file or run folder (nor MODEL.WEIGHTS, e.g. resnet56.cifar10)")
     name, why = choose_runtime(path, runtime)
+    if precision == "auto":  # bf16 where the CPU has it natively and the runtime has a bf16 path
+        precision = "bf16" if name != "onnxruntime" and native_bf16() else "fp32"
     if threads:
         torch.set_num_threads(threads)
     if path.suffix in _BY_SUFFIX and weights is None:  # an exported file: weights, preprocessing and labels inside

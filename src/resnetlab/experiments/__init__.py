@@ -1,13 +1,17 @@
-"""The papers' experiments as functions; ``resnetlab experiment NAME`` calls them."""
+"""The papers' experiments as functions, and as a registry (``EXPERIMENTS``) that ``resnetlab experiment NAME``
+parses and runs."""
 
 from .batchnorm import evaluation_modes, run_batchnorm
 from .cifar_table import PAPER_ERROR, run_cifar_table
 from .covariate_shift import ShiftSetup, run_covariate_shift
 from .degradation import run_degradation
 from .gradients import GradientSetup, run_gradients
+from .registry import EXPERIMENTS, Experiment, training_flags
 from .responses import layer_responses, run_responses
 
 __all__ = [
+    "EXPERIMENTS",
+    "Experiment",
     "GradientSetup",
     "PAPER_ERROR",
     "ShiftSetup",
@@ -19,4 +23,5 @@ __all__ = [
     "run_gradients",
     "layer_responses",
     "run_responses",
+    "training_flags",
 ]

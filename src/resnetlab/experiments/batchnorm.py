@@ -5,6 +5,7 @@ statistics vs population statistics vs recalibrated ones (Algorithm 2)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from ..errors import UsageError
 from ..evaluation import evaluate, torch_predictor
 from ..nn import recalibrate_batchnorm
 from ..plots import pyplot, save_figure
+from .registry import register, setting, training
 from .runs import diverged_at, pct, train_run
 
 
@@ -152,3 +154,16 @@ def _plot(path: Path, runs: dict, target_error: float) -> None:
     ax.set_title("solid: with BN, dashed: without")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class BatchnormSettings:
+    lrs: tuple[float, ...] = setting((0.01, 0.1, 0.5), "learning rates", metavar="LR", nargs="+")
+    model: str = setting("resnet20", "the network, with and without BN")
+    training: dict = training()
+
+
+@register("batchnorm", "the same net with and without BN at several learning rates, and BN's evaluation modes "
+          "(BN paper Sec. 3.3, 4.2; Algorithm 2)", BatchnormSettings, untrained=("lr",))  # fmt: skip
+def _batchnorm(settings: BatchnormSettings, data: str | None, out: Path, log) -> object:
+    return run_batchnorm(out, settings.lrs, settings.model, log=log, data=data or "default", **settings.training)

@@ -4,9 +4,11 @@ recipe, test error of the final model beside the paper's numbers."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..plots import plot_curves
+from .registry import register, setting, training
 from .runs import TIME_NOTE, cell, diverged_at, median_epoch_s, pct, train_run
 
 PAPER_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}  # Table 6, % (110: best of 5)
@@ -64,3 +66,15 @@ def _hardware(run: Path) -> str:
     except (OSError, ValueError, KeyError):
         return "—"
     return f"{p.get('gpu') or p.get('cpu')}, {p.get('threads')} threads, torch {p.get('torch')}"
+
+
+@dataclass(frozen=True)
+class CifarTableSettings:
+    depths: tuple[int, ...] = setting((20, 32, 44, 56, 110), "CIFAR depths, 6n+2", metavar="D", nargs="+")
+    training: dict = training()
+
+
+@register("cifar-table", "ResNets of several depths beside the paper's CIFAR-10 errors (He et al. Table 6)",
+          CifarTableSettings)  # fmt: skip
+def _cifar_table(settings: CifarTableSettings, data: str | None, out: Path, log) -> object:
+    return run_cifar_table(out, settings.depths, log=log, data=data or "default", **settings.training)

@@ -19,6 +19,7 @@ from ..data import EpochLoader, channel_stats, load_data, normalizer
 from ..errors import UsageError
 from ..nn import BatchNorm1d
 from ..plots import pyplot, save_figure
+from .registry import register, setting
 
 FIELDS = ("norm", "step", "test_accuracy", "p15", "p50", "p85")
 QUANTILES = (0.15, 0.50, 0.85)
@@ -26,15 +27,16 @@ QUANTILES = (0.15, 0.50, 0.85)
 
 @dataclass(frozen=True)
 class ShiftSetup:
-    steps: int = 50_000  # Sec. 4.1: 50,000 steps of 60 examples
-    batch_size: int = 60
+    steps: int = setting(50_000, "training steps (Sec. 4.1: 50,000 of 60 examples)", metavar="K")
+    batch_size: int = setting(60, "examples per step", metavar="N")
     # Plain SGD; the paper does not give its rate. Measured on the embedded digits: at 0.1 the net
     # without BN is at 38% after 1,000 steps, with BN at 91%; at 0.5 both pass 91% by then.
-    lr: float = 0.1
-    hidden: int = 100
-    eval_every: int = 500  # steps between measurements
-    unit: int = 0  # the tracked sigmoid of the last hidden layer
-    seed: int = 0
+    lr: float = setting(0.1, "plain SGD's rate (the paper gives none)", metavar="X")
+    hidden: int = setting(100, "sigmoid units per hidden layer", metavar="N")
+    eval_every: int = setting(500, "steps between measurements", metavar="K")
+    unit: int = setting(0, "the tracked sigmoid of the last hidden layer", metavar="I")
+    seed: int = setting(0, "initialization and batches")
+    threads: int | None = setting(None, "CPU threads (default: PyTorch's)", metavar="N")
 
 
 def sigmoid_mlp(in_features: int, num_classes: int, hidden: int, bn: bool) -> nn.Sequential:
@@ -188,3 +190,9 @@ def _plot(path: Path, rows: list[dict], setup: ShiftSetup) -> None:
                  "(b, c), over the test images", fontsize=9)  # fmt: skip
     fig.tight_layout()
     save_figure(fig, path)
+
+
+@register("covariate-shift", "a sigmoid's input distribution during training, with and without BN (BN paper "
+          "Fig. 1)", ShiftSetup)  # fmt: skip
+def _covariate_shift(settings: ShiftSetup, data: str | None, out: Path, log) -> object:
+    return run_covariate_shift(data or "default", out, settings, log=log, threads=settings.threads)

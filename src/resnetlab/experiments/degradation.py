@@ -4,10 +4,12 @@ question of fully connected nets (the course notes' residual block)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
 from ..plots import pyplot, save_figure
+from .registry import register, setting, training
 from .runs import TIME_NOTE, cell, diverged_at, median_epoch_s, pct, train_run
 
 FAMILIES = {"conv": "", "mlp": "mlp_"}  # family -> model name prefix: resnet56 / mlp_resnet56
@@ -120,3 +122,18 @@ def _plot(path: Path, results: dict, depths, names: dict[str, str]) -> None:
     fig.suptitle("thin: training error, bold: test error (Fig. 6 style)")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class DegradationSettings:
+    depths: tuple[int, ...] = setting((20, 56), "depths: 6n+2 for conv nets, even and >= 4 for --family mlp",
+                                      metavar="D", nargs="+")  # fmt: skip
+    family: str = setting("conv", "convolutional ResNets (default) or MLPs", choices=tuple(FAMILIES))
+    training: dict = training()
+
+
+@register("degradation", "plain vs residual nets through depth (He et al. Sec. 4.1, Fig. 6), conv or MLP",
+          DegradationSettings)  # fmt: skip
+def _degradation(settings: DegradationSettings, data: str | None, out: Path, log) -> object:
+    return run_degradation(out, settings.depths, log=log, family=settings.family, data=data or "default",
+                           **settings.training)  # fmt: skip

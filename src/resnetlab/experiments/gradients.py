@@ -18,19 +18,21 @@ from ..data.dataset import channel_stats
 from ..inspect import gradient_flow
 from ..models import cifar_resnet
 from ..plots import pyplot, save_figure
+from .registry import register, setting
 
 FIELDS = ("depth", "residual", "norm", "activation", "phase", "layer", "name", "grad_norm", "input_mean", "input_var")
 
 
 @dataclass(frozen=True)
 class GradientSetup:
-    depths: tuple[int, ...] = (20, 56, 110)
-    activations: tuple[str, ...] = ("relu", "sigmoid", "tanh")
-    norms: tuple[str, ...] = ("bn", "none")
-    steps: int = 20  # SGD steps between the two measurements
-    batch_size: int = 128
-    lr: float = 0.01  # small enough that no configuration diverges within `steps`
-    seed: int = 0
+    depths: tuple[int, ...] = setting((20, 56, 110), "CIFAR depths, 6n+2", metavar="D", nargs="+")
+    activations: tuple[str, ...] = setting(("relu", "sigmoid", "tanh"), "activations", metavar="G", nargs="+")
+    norms: tuple[str, ...] = setting(("bn", "none"), "with and without batch norm", metavar="NORM", nargs="+")
+    steps: int = setting(20, "SGD steps between the two measurements", metavar="K")
+    batch_size: int = setting(128, "images per batch", metavar="N")
+    lr: float = setting(0.01, "small enough that no configuration diverges within --steps", metavar="X")
+    seed: int = setting(0, "initialization and batches")
+    threads: int | None = setting(None, "CPU threads (default: PyTorch's)", metavar="N")
 
 
 def _measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
@@ -136,3 +138,9 @@ def plot_gradients(path: Path, rows: list[dict], setup: GradientSetup, phase: st
     )
     fig.tight_layout()
     save_figure(fig, path)
+
+
+@register("gradients", "per-layer gradient norms through depth, at init and after a few steps (He et al. Sec. 1)",
+          GradientSetup)  # fmt: skip
+def _gradients(settings: GradientSetup, data: str | None, out: Path, log) -> object:
+    return run_gradients(data or "default", out, settings, log=log, threads=settings.threads)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from ..data import load_data, normalizer
 from ..errors import UsageError
 from ..nn.norm_inference import conv_bn_pairs
 from ..plots import pyplot, save_figure
+from .registry import register, setting
 
 FIELDS = ("model", "index", "layer", "std")
 
@@ -134,3 +136,18 @@ def _plot(path: Path, rows: list[dict], models: list[str]) -> None:
     fig.suptitle("std of each 3×3 layer's response (after BN, before the addition and ReLU), Fig. 7 style")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class ResponsesSettings:
+    runs: tuple[str, ...] = setting(
+        tuple(f"runs/experiment-degradation/{m}" for m in ("plain20", "plain56", "resnet20", "resnet56")),
+        "trained runs to compare (default: plain20, plain56, resnet20, resnet56 of runs/experiment-degradation)",
+        metavar="RUN_DIR", nargs="+",
+    )  # fmt: skip
+
+
+@register("responses", "the std of each 3x3 layer's response, plain vs residual (He et al. Fig. 7); --data: "
+          "default each run's own", ResponsesSettings)  # fmt: skip
+def _responses(settings: ResponsesSettings, data: str | None, out: Path, log) -> object:
+    return run_responses(list(settings.runs), out, data=data, log=log)

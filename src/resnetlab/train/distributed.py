@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -53,6 +54,17 @@ def world_from_env() -> World:
 def under_torchrun() -> bool:
     """Whether torchrun (its elastic agent) started this process, with any number of processes."""
     return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def resume_after_restart(world: World, out: str | None) -> str | None:
+    """The run folder a torchrun worker continues, as ``--resume`` would: ``out`` when torchrun restarted the
+    worker group (``--max-restarts``) and the run there has started. Under torchrun ``--out`` is required,
+    with any number of processes: a restarted group must find the same folder."""
+    if (world.size > 1 or under_torchrun()) and out is None:
+        raise UsageError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
+    if restart_count() > 0 and out is not None and (Path(out) / "config.json").is_file():
+        return out
+    return None
 
 
 def restart_count() -> int:
