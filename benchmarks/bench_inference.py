@@ -1,15 +1,16 @@
 """Inference speed of every resnetlab deploy path against plain PyTorch, measured in one run.
 
     .venv/bin/python benchmarks/bench_inference.py [--cases resnet50:224:1,resnet50:224:16,...]
-        [--checkpoint RUN_DIR] [--seconds 3] [--threads 2]
+        [--checkpoint RUN_DIR_OR_MODEL.WEIGHTS] [--seconds 3] [--threads 2]
 
 The reference is plain PyTorch eager fp32 with unfolded ``torch.nn.BatchNorm2d`` (the same weights:
 state dicts interchange). Each path is timed for ``--seconds`` after a warm-up; images/s, ms per batch,
 GFLOP/s (2 × multiply-adds) and the ratio to the reference are printed. "direct" rows run the runtime
 on the same file without resnetlab (float input already normalized): the Predictor rows beside them
 show what the deploy path adds. With ``--checkpoint`` (a ResNet-20 trained on CIFAR-10) and the real
-CIFAR-10 file, reduced-precision paths report their top-1 agreement with fp32 over the 10,000 test
-images. Run it alone: the two cores are shared by everything.
+CIFAR-10 file, int8 is calibrated on 300 training images (as the exporter does) and reduced-precision
+paths report their top-1 agreement with fp32 over the 10,000 held-out test images. Run it alone: the
+two cores are shared by everything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 import resnetlab
 from resnetlab import hardware
+from resnetlab.checkpoints import open_model
 from resnetlab.deploy import DeployInfo, Predictor
 from resnetlab.deploy.exporter import _quantize
 from resnetlab.deploy.formats import set_onnx_info, to_onnx
@@ -49,9 +51,9 @@ def timed(fn, x, seconds: float) -> float:
 def build(name: str, checkpoint: str | None):
     """The resnetlab model (own BN), its plain-PyTorch twin (torch.nn.BatchNorm2d) with the same weights,
     and the DeployInfo of the exported files."""
-    if checkpoint:
-        model, meta = resnetlab.load_checkpoint(checkpoint)
-        info = DeployInfo.from_checkpoint(meta, checkpoint)
+    if checkpoint:  # a run, a checkpoint, or MODEL.WEIGHTS (e.g. resnet20.cifar10, the shipped weights)
+        model, meta, label = open_model(checkpoint)
+        info = DeployInfo.from_checkpoint(meta, label)
     else:
         torch.manual_seed(0)
         model = resnetlab.create_model(name).eval()
@@ -97,10 +99,12 @@ def main() -> None:
     import openvino
 
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}")
-    agreement_data = None
+    agreement_data, train_images = None, None
     if args.checkpoint and CIFAR.is_file():
         with np.load(CIFAR) as d:
             agreement_data = (d["x_test"].transpose(0, 3, 1, 2).copy(), d["y_test"])
+            # int8 is calibrated on training images, as the exporter does: the test images stay held out
+            train_images = d["x_train"][:300].transpose(0, 3, 1, 2).copy()
     for case in args.cases.split(","):
         name, size, batch = case.split(":")
         size_i, batch_i = int(size), int(batch)
@@ -109,9 +113,7 @@ def main() -> None:
         macs = resnetlab.summary(model, info.input_size).total_mult_adds
         rng = np.random.default_rng(0)
         pixels = rng.integers(0, 256, (batch_i, *info.input_size), dtype=np.uint8)
-        calibration = (
-            agreement_data[0][:300] if agreement_data is not None and name == "resnet20" else pixels[:16].repeat(2, 0)
-        )
+        calibration = train_images if train_images is not None and name == "resnet20" else pixels[:16].repeat(2, 0)
         with tempfile.TemporaryDirectory() as tmp:
             paths = files(model, info, Path(tmp), calibration)
             mean = np.asarray(info.mean, np.float32).reshape(1, -1, 1, 1)

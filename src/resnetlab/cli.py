@@ -144,7 +144,8 @@ def cmd_export(args) -> int:
             _deprecated("--precision int8 is deprecated for export; use --quantize int8 (graphs are written in fp32)")
             quantize = quantize or "int8"
     export(_source(args, "source"), args.format, args.out, "int8" if quantize == "int8" else "fp32",
-           args.calibration, args.calibration_images, args.opset)  # fmt: skip
+           args.calibration, args.calibration_images, args.opset, min_agreement=args.min_agreement,
+           heldout=args.heldout)  # fmt: skip
     return 0
 
 
@@ -352,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", metavar="DATA", help=f"int8 calibration images: {SPECS} (default: the run's data)")
     p.add_argument("--calibration-images", type=int, default=300, metavar="N", help="training images that "
                    "calibrate int8 (default 300)")  # fmt: skip
+    p.add_argument("--min-agreement", type=float, default=0.98, metavar="F", help="int8: the top-1 agreement "
+                   "with fp32 on held-out images below which the export fails and keeps nothing "
+                   "(default 0.98)")  # fmt: skip
+    p.add_argument("--heldout", metavar="DATA", help="int8: the test images agreement and accuracy are measured "
+                   "on (default: the run's own test split)")  # fmt: skip
     p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default: the exporter's, 20)")
     p.set_defaults(func=cmd_export)
     return parser

@@ -87,11 +87,34 @@ def test_metadata_alone_predicts_like_the_checkpoint(runs, tmp_path):
 
 def test_int8_export_reports_agreement_and_accuracy(runs, tmp_path):
     out = tmp_path / "q.onnx"
-    report = export(runs["resnet20"], "onnx", out, precision="int8", calibration_images=64, log=lambda *_: None)
-    assert read_info(out).precision == "int8" and 0 <= report.top1_agreement <= 1
-    assert report.accuracy is not None and report.accuracy["images"] == 40
+    lines = []
+    report = export(runs["resnet20"], "onnx", out, precision="int8", calibration_images=64, log=lines.append)
+    acc = report.accuracy
+    assert read_info(out).precision == "int8" and acc is not None and acc["images"] == 40
+    assert acc["agreement"] >= 0.98  # the default threshold, on the 40 held-out images
+    assert any("top-1 agreement with fp32" in line and "accuracy fp32" in line for line in lines)
     ops = Counter(node.op_type for node in onnx.load(str(out)).graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["BatchNormalization"] == 0
+
+
+def test_badly_calibrated_int8_fails_and_keeps_nothing(tmp_path, cifar_npz):
+    """The shipped ResNet-20 calibrated on constant images: its activation ranges are wrong for real ones,
+    and the export is refused on 500 real held-out test images, keeping nothing."""
+    with np.load(cifar_npz) as d:
+        x, y = d["x_test"][:500], d["y_test"][:500]
+    held, constant = tmp_path / "held.npz", tmp_path / "constant.npz"
+    np.savez(held, x_train=x, y_train=y, x_test=x, y_test=y)
+    np.savez(constant, x_train=np.full((64, 32, 32, 3), 128, np.uint8), y_train=np.zeros(64, np.int64))
+    out = tmp_path / "bad.xml"
+    with pytest.raises(ValueError, match=r"int8 top-1 agreement with fp32 is .* on 500 test images .* below 98%"):
+        export("resnet20.cifar10", "openvino", out, precision="int8", calibration=f"npz:{constant}",
+               heldout=f"npz:{held}", log=print)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["constant.npz", "held.npz"]
+    with np.load(cifar_npz) as d:  # calibrated on real training images, the same export passes
+        np.savez(tmp_path / "train.npz", x_train=d["x_train"][:128], y_train=d["y_train"][:128])
+    report = export("resnet20.cifar10", "openvino", out, precision="int8", calibration=f"npz:{tmp_path / 'train.npz'}",
+                    heldout=f"npz:{held}", log=print)  # fmt: skip
+    assert report.accuracy is not None and report.accuracy["agreement"] >= 0.98 and out.is_file()
 
 
 def test_predictor_inputs(runs, tmp_path):

@@ -195,3 +195,14 @@ def test_compiler_failure_is_one_line():
     with pytest.raises(RuntimeError, match="unrelated"):  # other errors pass through untouched
         with compile_errors(True):
             raise RuntimeError("unrelated")
+
+
+def test_an_old_config_with_tta_flip_reads_as_tta_flip():
+    from resnetlab.train import TrainConfig
+
+    old = {**make_config("cosine").to_json(), "tta_flip": True}
+    del old["tta"]
+    assert TrainConfig.from_json(old).tta == "flip"
+    assert TrainConfig.from_json({**old, "tta_flip": False}).tta == "none"
+    with pytest.raises(ValueError, match="tta must be one of none, flip, flip-translate, ten-crop"):
+        make_config("cosine", tta="mirror")

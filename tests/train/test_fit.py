@@ -398,3 +398,26 @@ def test_a_run_saved_before_the_resolved_fields_resumes(tiny_npz, tmp_path):
     fit(resume_config(out), resume=True)
     ref, got = final_weights(reference), final_weights(out)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_provenance_says_whether_the_tree_was_dirty(tmp_path):
+    import subprocess
+
+    from resnetlab.train.setup import git_state
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    clean = git_state(repo)
+    assert clean["git_commit"] and clean["git_dirty"] is False and clean["git_diff_sha256"] is None
+    (repo / "a.py").write_text("x = 2\n")
+    first = git_state(repo)
+    (repo / "a.py").write_text("x = 3\n")
+    second = git_state(repo)
+    assert first["git_dirty"] and first["git_commit"] == clean["git_commit"]
+    assert first["git_diff_sha256"] != second["git_diff_sha256"]  # the hash names the change
+    assert git_state(tmp_path)["git_commit"] is None  # not a checkout

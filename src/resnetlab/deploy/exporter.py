@@ -96,6 +96,8 @@ def export(
     opset: int | None = None,
     log=print,
     weights: str | None = None,
+    min_agreement: float = 0.98,
+    heldout: str | None = None,
 ) -> ExportReport:
     """Write the model of ``source`` (a run folder or checkpoint; a model name with ``weights``, its
     shipped weights) as ``fmt`` to ``out``, check it, and return what the check measured. A failed
@@ -110,6 +112,8 @@ def export(
         raise UsageError(f"--precision {precision}: choose fp32 or int8")
     if precision == "int8" and fmt == "torchscript":
         raise UsageError("--precision int8 is made with ONNX Runtime's quantizer: export to onnx or openvino")
+    if not 0 <= min_agreement <= 1:
+        raise UsageError(f"--min-agreement {min_agreement}: give a fraction in [0, 1], e.g. 0.98")
     if calibration_images < 1:
         raise UsageError(f"--calibration-images {calibration_images}: give at least 1")
     model, meta, label = open_model(source, weights)
@@ -151,14 +155,25 @@ def export(
         log(f"wrote {', '.join(map(str, final))}; check on {report.check_data}: max |logit difference| "
             f"{report.max_abs_diff:.3g}, top-1 agreement {100 * report.top1_agreement:.2f}%")  # fmt: skip
         if precision == "int8":
-            heldout = _images(own_data, info, 10**9, "test")
-            if heldout is not None:
-                report = replace(report, accuracy=_accuracy(out, model, info, heldout[0], heldout[1]))
+            test = _images(heldout or own_data, info, 10**9, "test")
+            agreement, where = report.top1_agreement, report.check_data
+            if test is not None:
+                report = replace(report, accuracy=_accuracy(out, model, info, test[0], test[1]))
                 acc = report.accuracy or {}
-                log(f"held-out accuracy on {heldout[2]}: fp32 {100 * acc['fp32']:.2f}%, int8 {100 * acc['int8']:.2f}% "
-                    f"(cost {100 * (acc['fp32'] - acc['int8']):.2f} points; not the calibration images)")  # fmt: skip
+                agreement, where = acc["agreement"], test[2]
+                log(f"held-out on {test[2]} (not the calibration images): top-1 agreement with fp32 "
+                    f"{100 * agreement:.2f}%, accuracy fp32 {100 * acc['fp32']:.2f}%, int8 {100 * acc['int8']:.2f}% "
+                    f"(cost {100 * (acc['fp32'] - acc['int8']):.2f} points)")  # fmt: skip
             else:
                 log("no held-out test split readable here: the int8 accuracy cost is not measured")
+            if agreement < min_agreement:
+                cost = "" if test is None else (f", accuracy fp32 {100 * acc['fp32']:.2f}% vs int8 "
+                                                   f"{100 * acc['int8']:.2f}%")  # fmt: skip
+                raise UsageError(
+                    f"int8 top-1 agreement with fp32 is {100 * agreement:.2f}% on {where}{cost}, below "
+                    f"{100 * min_agreement:g}%: nothing was kept; calibrate on other or more images (--calibration, "
+                    "--calibration-images) or accept less with --min-agreement"
+                )
         for staged, path in zip(written, final):
             os.replace(staged, path)
         return replace(report, files=final)
@@ -203,4 +218,5 @@ def _accuracy(out: Path, model: nn.Module, info: DeployInfo, x: np.ndarray, y: n
     fp32 = np.concatenate(
         [_reference(model, _normalize(x[i : i + 250], info)).argmax(1) for i in range(0, len(x), 250)]
     )
-    return {"fp32": float((fp32 == y).mean()), "int8": float((int8 == y).mean()), "images": len(y)}
+    return {"fp32": float((fp32 == y).mean()), "int8": float((int8 == y).mean()),
+            "agreement": float((int8 == fp32).mean()), "images": len(y)}  # fmt: skip

@@ -4,6 +4,7 @@ provenance, a log, Ctrl-C handling."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -26,19 +27,11 @@ from .config import TrainConfig
 
 
 def provenance(device: torch.device) -> dict:
-    """Where a result came from: versions, git commit, hardware, threads."""
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    """Where a result came from: versions, the git commit and whether the tree differed from it (with a
+    hash of the difference: a number from a dirty tree names the change it ran), hardware, threads."""
     return {
         "resnetlab": __version__,
-        "git_commit": commit,
+        **git_state(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpu": describe(),  # the model name and the flags that choose the fast paths
@@ -46,6 +39,27 @@ def provenance(device: torch.device) -> dict:
         "threads": torch.get_num_threads(),
         "device": str(device),
     }
+
+
+def git_state(folder: Path = Path(__file__).parent) -> dict:
+    """``git_commit`` (None outside a checkout), ``git_dirty`` (uncommitted changes to tracked files, or
+    untracked files git does not ignore) and ``git_diff_sha256`` (of ``git diff HEAD``, None when clean)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    commit = (git("rev-parse", "HEAD") or "").strip() or None
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
+    dirty = bool((git("status", "--porcelain") or "").strip())
+    diff = git("diff", "HEAD") if dirty else None
+    untracked = git("ls-files", "--others", "--exclude-standard") if dirty else None
+    digest = hashlib.sha256(f"{diff}\n{untracked}".encode()).hexdigest() if dirty else None
+    return {"git_commit": commit, "git_dirty": dirty, "git_diff_sha256": digest}
 
 
 class Log:
