@@ -116,6 +116,8 @@ def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
             "cosine",
             "--warmup-iterations",
             "30",
+            "--eval-every",
+            "0",
             "--out",
             str(out),
         ]
