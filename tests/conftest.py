@@ -21,6 +21,17 @@ def synthetic_images(n: int, size: int = 16, classes: int = 4, seed: int = 0):
     return x, y.astype(np.int64)
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A test that trains with ``threads=1`` sets torch's thread count for the whole process: give the
+    next test the count it would have alone."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_npz(tmp_path):
     x, y = synthetic_images(320)
