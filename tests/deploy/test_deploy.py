@@ -111,7 +111,7 @@ def test_badly_calibrated_int8_fails_and_keeps_nothing(tmp_path, cifar_npz):
                heldout=f"npz:{held}", log=print)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["constant.npz", "held.npz"]
     with np.load(cifar_npz) as d:  # calibrated on real training images, the same export passes
-        np.savez(tmp_path / "train.npz", x_train=d["x_train"][:128], y_train=d["y_train"][:128])
+        np.savez(tmp_path / "train.npz", x_train=d["x_train"][:300], y_train=d["y_train"][:300])
     report = export("resnet20.cifar10", "openvino", out, precision="int8", calibration=f"npz:{tmp_path / 'train.npz'}",
                     heldout=f"npz:{held}", log=print)  # fmt: skip
     assert report.accuracy is not None and report.accuracy["agreement"] >= 0.98 and out.is_file()
