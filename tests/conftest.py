@@ -2,11 +2,21 @@
 
 import os
 import pathlib
+import tempfile
 
 import numpy as np
 import pytest
 
 CIFAR_NPZ = pathlib.Path(__file__).parents[1].parent / "shared" / "data" / "cifar10" / "cifar10.npz"
+
+# torch.compile's kernel cache, one per instruction-set cap: kernels compiled without a cap and reused under
+# ATEN_CPU_CAPABILITY=avx2 / ONEDNN_MAX_CPU_ISA=AVX2 (the AVX2 proxy) gave NaN losses and a crash in compiled
+# tests, which pass with a cache of their own. Subprocesses inherit it.
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR",
+    str(pathlib.Path(tempfile.gettempdir()) / "resnetlab-tests-inductor" / "-".join(
+        os.environ.get(k, "default") for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"))),
+)  # fmt: skip
 
 
 def synthetic_images(n: int, size: int = 16, classes: int = 4, seed: int = 0):
