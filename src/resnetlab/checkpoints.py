@@ -21,7 +21,7 @@ from torch import nn
 
 from . import pretrained
 from .errors import UsageError
-from .models import builder_takes, create_model, model_kwargs
+from .models import create_model, has_model, model_kwargs
 
 MODEL, STATE, META = "model.safetensors", "state.safetensors", "state.json"
 
@@ -172,11 +172,7 @@ def parse_source(source: str | Path) -> tuple[str | Path, str | None]:
     if Path(source).exists():
         return source, None
     model, dot, weights = str(source).rpartition(".")
-    try:
-        registered = bool(dot) and builder_takes(model, "num_classes")  # a name the registry builds
-    except UsageError:
-        registered = False
-    return (model, weights) if registered else (source, None)
+    return (model, weights) if dot and has_model(model) else (source, None)
 
 
 def open_model(source: str | Path, weights: str | None = None) -> tuple[nn.Module, dict, str]:

@@ -70,8 +70,13 @@ class Evaluation:
             return None
         return 1 - float(self.confusion_tta.diag().sum()) / max(1, self.images)
 
+    @property
+    def final(self) -> Tensor:
+        """The confusion matrix of the predictions reported: with test-time augmentation when there is one."""
+        return self.confusion_tta if self.confusion_tta is not None else self.confusion
+
     def per_class(self) -> list[float]:
-        cm = self.confusion_tta if self.confusion_tta is not None else self.confusion
+        cm = self.final
         return (cm.diag().double() / cm.sum(1).clamp(min=1).double()).tolist()
 
     def __str__(self) -> str:
@@ -80,7 +85,7 @@ class Evaluation:
             lines.append(f"test error with {self.tta} test-time augmentation: {100 * self.error_tta:.2f}%")
         lines.append("per-class accuracy:")
         lines += [f"  {name:>12} {100 * acc:6.2f}%" for name, acc in zip(self.class_names, self.per_class())]
-        cm = self.confusion_tta if self.confusion_tta is not None else self.confusion
+        cm = self.final
         width = max(5, max(len(str(v)) for v in cm.flatten().tolist()) + 1)
         lines.append("confusion matrix (rows: true, columns: predicted):")
         lines.append(" " * 13 + "".join(f"{n[: width - 1]:>{width}}" for n in self.class_names))

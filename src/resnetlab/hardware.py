@@ -39,9 +39,10 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) below its VNNI, its bf16 and its AMX kernels, lowest first.
-_BELOW_VNNI = ("SSE41", "AVX", "AVX2")
-_BELOW_BF16 = (*_BELOW_VNNI, "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) without its VNNI kernels, and below its bf16 and its AMX
+# kernels, lowest first.
+_WITHOUT_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
+_BELOW_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 _BELOW_AMX = (*_BELOW_BF16, "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16")
 
 
@@ -69,8 +70,8 @@ def has_amx() -> bool:
 def has_vnni() -> bool:
     """int8 dot products in hardware (AVX512-VNNI or AVX-VNNI) that the runtimes' oneDNN may use: without
     them, int8 weights must be quantized with a reduced range (7 bits) to avoid saturating 16-bit
-    intermediate sums. A oneDNN cap at AVX2 or below leaves the AVX2 kernels, which saturate."""
-    if onednn_cap() in _BELOW_VNNI or onednn_cap() == "AVX512_CORE":
+    intermediate sums. A oneDNN cap without VNNI (e.g. AVX2) leaves kernels that saturate."""
+    if onednn_cap() in _WITHOUT_VNNI:
         return False
     return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 

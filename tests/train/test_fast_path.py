@@ -70,6 +70,10 @@ def test_tta_views_and_evaluation_against_a_direct_computation():
     assert result.error == pytest.approx(single) and result.error_tta == pytest.approx(averaged)
     assert result.images == 6 and "test error with flip-translate" in str(result)
     assert not torch.allclose(logits[0], logits[1])  # the model is not mirror-symmetric: the test can fail
+    from resnetlab.evaluation import TTA
+    from resnetlab.train.config import TTA as CONFIG_TTA  # written twice: the config imports no torch
+
+    assert CONFIG_TTA == TTA
 
 
 def test_tta_refused_on_digits(tmp_path):

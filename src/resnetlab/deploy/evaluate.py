@@ -32,7 +32,7 @@ def evaluate_source(
     meta: dict[str, Any]
     predict: Predict
     if exported:  # in its own runtime: weights, preprocessing and labels come from the file
-        predictor = Predictor.load(path, precision="bf16" if precision == "bf16" else "fp32")
+        predictor = Predictor.load(path, precision=precision or "fp32")
         info = predictor.info
         meta = {"class_names": list(info.class_names), "input_size": list(info.input_size), "iteration": "exported",
                 "num_classes": len(info.class_names), "config": {"data": info.provenance.get("data")}}  # fmt: skip
@@ -50,7 +50,7 @@ def evaluate_source(
     if spec is None or weights is not None and data_spec is None:
         raise UsageError(f"{label}: give the test images with --data (e.g. cifar10:DIR with the CIFAR-10 python "
                          "batches, or npz:FILE)")  # fmt: skip
-    c, h, w = input_shape(meta) if "input_size" in meta or "image_size" in meta else (0, 0, 0)
+    c, h, w = input_shape(meta)
     data = load_data(spec, h)
     if data.x_test is None or data.y_test is None:
         raise UsageError(f"--data {spec}: has no test split to evaluate on")

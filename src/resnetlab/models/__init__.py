@@ -18,7 +18,7 @@ from .create import create_model
 from .imagenet import plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
 from .interface import Classifier, check_model_args, default_input_size, input_shape, model_kwargs, run_model_kwargs
 from .mlp import MLPResNet, mlp_resnet
-from .registry import builder_takes, list_models, model_family, model_forms, register_model
+from .registry import builder_takes, has_model, list_models, model_family, model_forms, register_model
 from .resnet import ResNet
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "cifar_resnet",
     "create_model",
     "default_input_size",
+    "has_model",
     "input_shape",
     "list_models",
     "model_family",

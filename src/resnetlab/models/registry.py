@@ -117,6 +117,15 @@ def builder(name: str) -> Callable[..., nn.Module]:
     return builder
 
 
+def has_model(name: str) -> bool:
+    """Whether ``name`` is a model the registry builds (a registered name or one of a family's)."""
+    try:
+        builder(name)
+    except UsageError:
+        return False
+    return True
+
+
 def builder_takes(name: str, arg: str) -> bool:
     """Whether the builder of ``name`` takes the keyword ``arg`` (e.g. ``input_size``, which a run passes
     from its data to the models that need it; ``shortcut``, which every ResNet takes)."""

@@ -261,7 +261,8 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise UsageError(f"--resume {run_dir}: no config.json there (is it a run folder?)")
-    config = TrainConfig.from_json(json.loads(path.read_text())["config"])
+    saved_json = json.loads(path.read_text())
+    config = TrainConfig.from_json(saved_json["config"])
     saved = json.loads(json.dumps(config.to_json()))
     overrides = dict(overrides or {})
     out = overrides.pop("out", None)
@@ -269,7 +270,7 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None) -> TrainCo
         raise UsageError(f"--resume {run_dir} continues the run in that folder; drop --out {out}")
     # an execution choice the run resolved when it started (e.g. --precision bf16 where auto chose bf16)
     # agrees with it, as the request itself does
-    resolved = json.loads(path.read_text()).get("resolved", {})
+    resolved = saved_json.get("resolved", {})
     agree = {k for k, v in overrides.items() if k in resolved and json.loads(json.dumps(v)) == resolved[k]}
     clash = [
         f"--{k.replace('_', '-')} {v} (the run has {saved[k]})"
