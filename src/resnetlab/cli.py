@@ -139,11 +139,10 @@ def cmd_export(args) -> int:
     from .deploy import export
 
     quantize = args.quantize
-    if args.precision is not None:
-        if args.precision == "int8":
-            _deprecated("--precision int8 is deprecated for export; use --quantize int8 (graphs are written in fp32)")
-            quantize = quantize or "int8"
-    export(_source(args, "source"), args.format, args.out, "int8" if quantize == "int8" else "fp32",
+    if args.precision == "int8":
+        _deprecated("--precision int8 is deprecated for export; use --quantize int8 (graphs are written in fp32)")
+        quantize = "int8"
+    export(_source(args, "source"), args.format, args.out, quantize or "fp32",
            args.calibration, args.calibration_images, args.opset, min_agreement=args.min_agreement,
            heldout=args.heldout)  # fmt: skip
     return 0
