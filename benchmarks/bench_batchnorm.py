@@ -7,9 +7,9 @@ Paths (default: the two the training fast paths use):
   ReLU(BN(x))·w and ReLU(BN(x) + shortcut)·w (w: a per-channel scale in place of the next
   convolution), compiled whole by torch.compile with either BN, forward and
   backward; bf16 under CPU autocast with channels-last inputs (bf16 activations, fp32 statistics), as
-  ``--precision bf16 --channels-last --compile`` trains. Target (issue 16): geometric mean ≤ 1.05× native.
+  ``--precision bf16 --channels-last --compile`` trains. Target: geometric mean ≤ 1.05× native.
 - ``kernels``: the BN layer alone in fp32, this project's "eager" kernel (PyTorch ops) and "compiled"
-  kernel (``set_batchnorm_kernel``) against native eager (issue 2's target: ≤ 1.25×); add
+  kernel (``set_batchnorm_kernel``) against native eager (target: ≤ 1.25×); add
   ``--channels-last`` for channels-last inputs.
 Compilation happens in the warm-up, not timed. Run alone: the two cores are shared by everything.
 """

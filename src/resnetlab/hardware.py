@@ -94,15 +94,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# The fast training path per CPU kind: (precision, torch.compile, channels-last), and the measurement
-# behind it (benchmarks/bench_train.py, ResNet-20, batch 128, against plain PyTorch fp32 eager, same run).
-# AVX512-BF16 without AMX was measured only as the AMX Xeon with oneDNN capped (ONEDNN_MAX_CPU_ISA=
-# AVX512_CORE_BF16): bf16 + compile + channels-last 625 img/s against 565; fp32 + compile crashed there
-# (malloc: unaligned tcache chunk, torch 2.13). Capped at AVX2 (and ATEN_CPU_CAPABILITY=avx2): fp32 + compile 1.19x.
+# The fast training path per CPU kind: (precision, torch.compile, channels-last, the reason the log prints).
+# Each row is the fastest path measured on that kind (benchmarks/bench_train.py; docs/performance.md).
 FAST_PATHS: dict[str, tuple[str, bool, bool, str]] = {
-    "amx": ("bf16", True, True, "AMX: bf16 + compile + channels-last 2.71x plain PyTorch fp32 (1,413 vs 522 img/s)"),
-    "avx512_bf16": ("bf16", True, True, "AVX512-BF16: native bf16; 1.11x measured with AMX switched off in oneDNN"),
-    "other": ("fp32", True, False, "no native bf16 (emulated, slower than fp32): fp32 + compile 1.44x on AVX2"),
+    "amx": ("bf16", True, True, "AMX: native bf16, the fastest measured path (docs/performance.md)"),
+    "avx512_bf16": ("bf16", True, True, "AVX512-BF16: native bf16 (docs/performance.md)"),
+    "other": ("fp32", True, False, "no native bf16 (emulated, slower than fp32): fp32 + compile (docs/performance.md)"),
 }
 
 

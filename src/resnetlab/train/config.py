@@ -46,17 +46,8 @@ RECIPES: dict[str, dict] = {
     ),
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
     "cosine": _COSINE,
-    # The fastest route to the paper's ResNet-20 accuracy on a CPU (benchmarks/time_to_accuracy.py):
-    # the cosine recipe for a fixed 30 epochs at batch 256 with the learning rate scaled with it (0.2;
-    # a one-epoch warm-up), the test set evaluated once at the end, with horizontal-flip test-time
-    # augmentation; precision, torch.compile and channels-last chosen by the CPU (hardware.FAST_PATHS:
-    # bf16 where it is native, fp32 elsewhere, where bf16 is emulated and slower). Why batch 256: the
-    # same 10 epochs and seed reach the same accuracy as batch 128 (87.20% against 87.22%) while the
-    # step moves 12% more images/s on an AMX CPU; weight averaging (--ema 0.999) gave +0.06 points,
-    # within noise, and stays out. Progressive resizing, the first half of the steps on batches
-    # downscaled to 24×24: the same 10 epochs and seed reach 87.21% against 87.20% in 0.81 of the
-    # time (those epochs take half as long); over 30 epochs, seeds 0-2 reach 91.32% in 12.7 min
-    # against 91.77% in 19.2 min without it. README "Fast CPU training" has the measurements.
+    # The fastest route to the paper's ResNet-20 accuracy on a CPU, the test set scored once at the end;
+    # each choice and what it measured: docs/performance.md#time-to-accuracy.
     "fast-cifar": {
         **_COSINE,
         "precision": "auto",

@@ -94,7 +94,7 @@ def _store(world: World, timeout: timedelta) -> dist.Store:
     torchrun keeps one store for all restarts of a worker group (its agent hosts it), and every process
     group publishes its ranks' addresses under the same keys: a restarted rank 0 could read the address
     of the killed rank 1 before the new rank 1 overwrote it, and gloo's connectFullMesh then failed with
-    "Connection refused" (5 restarts in 13, measured). A prefix per restart makes those keys new."""
+    "Connection refused" (docs/distributed.md#faults). A prefix per restart makes those keys new."""
     addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
     if not addr or not port:
         raise UsageError("MASTER_ADDR and MASTER_PORT are not set: start the processes with torchrun")
