@@ -71,7 +71,10 @@ class Recorder(Hook):
     def on_epoch_end(self, record: dict) -> None:
         self.records.append(dict(record))
         if self.path is not None:  # a subprocess's record, one file per rank, rewritten whole at each epoch
-            summary = {"rank": self.rank, "started": self.started, "norms": self.norms, "lrs": self.lrs}
+            from torch._dynamo.utils import counters  # torch.compile's: graph breaks so far, in this process
+
+            summary = {"rank": self.rank, "started": self.started, "norms": self.norms, "lrs": self.lrs,
+                       "graph_breaks": sum(counters["graph_break"].values())}  # fmt: skip
             self.path.mkdir(parents=True, exist_ok=True)
             (self.path / f"rank{self.rank}.json").write_text(json.dumps(summary))
 
@@ -96,3 +99,35 @@ class Bug(Hook):
 def bug() -> Bug:
     """RESNETLAB_TEST_HOOKS factory: a run that fails as a bug would."""
     return Bug()
+
+
+class Fault(Hook):
+    """A fault on one process (rank ``rank``) only: at step ``iteration`` (from 0) its batch becomes NaN
+    (``nan-loss``), or after that step one of its weights does (``nan-weights``)."""
+
+    def __init__(self, kind: str, rank: int, iteration: int):
+        assert kind in ("nan-loss", "nan-weights"), kind
+        self.kind, self.rank, self.iteration, self.now = kind, rank, iteration, -1
+
+    def on_start(self, session) -> None:
+        self.mine, self.model = session.world.rank == self.rank, session.model
+
+    def learning_rate(self, iteration: int, lr: float) -> float:
+        self.now = iteration
+        return lr
+
+    def transform_inputs(self, x):
+        if self.mine and self.kind == "nan-loss" and self.now == self.iteration:
+            return x * float("nan")
+        return x
+
+    def after_step(self, state, step: Step) -> None:
+        if self.mine and self.kind == "nan-weights" and state.iteration == self.iteration + 1:
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("nan"))
+
+
+def fault() -> Fault:
+    """RESNETLAB_TEST_HOOKS factory: $RESNETLAB_TEST_FAULT = KIND:RANK:ITERATION (see Fault)."""
+    kind, rank, iteration = os.environ["RESNETLAB_TEST_FAULT"].split(":")
+    return Fault(kind, int(rank), int(iteration))

@@ -1,6 +1,7 @@
 """The synchronized BN on gloo (CPU): two processes with uneven batches compute what one process
 computes over the concatenated batch, forward and backward, with identical running statistics."""
 
+import copy
 import os
 
 import pytest
@@ -28,7 +29,7 @@ def _bn(shape):
     return bn
 
 
-def _worker(rank, path, shape, results):
+def _worker(rank, path, shape, results, compiled=False):
     dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     x, upstream = _inputs(shape)
@@ -36,19 +37,25 @@ def _worker(rank, path, shape, results):
     rows = slice(lo, lo + SPLIT[rank])
     bn = convert_sync_batchnorm(_bn(shape))
     xr = x[rows].clone().requires_grad_(True)
-    y = bn(xr)
+    breaks = None
+    if compiled:  # counted on a copy (explain runs the forward, which moves the running statistics)
+        breaks = torch._dynamo.explain(copy.deepcopy(bn))(x[rows].clone()).graph_break_count
+        torch._dynamo.reset()
+    y = (torch.compile(bn, fullgraph=True) if compiled else bn)(xr)
     (y * upstream[rows]).sum().backward()
     torch.save({"y": y.detach(), "dx": xr.grad, "dw": bn.weight.grad, "db": bn.bias.grad,
-                "mean": bn.running_mean, "var": bn.running_var}, f"{results}.{rank}")  # fmt: skip
+                "mean": bn.running_mean, "var": bn.running_var, "breaks": breaks}, f"{results}.{rank}")  # fmt: skip
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("shape", [(3, 4, 4), (6,)])
-def test_two_processes_equal_one_over_the_concatenated_batch(tmp_path, shape):
+@pytest.mark.parametrize("shape,compiled", [((3, 4, 4), False), ((6,), False), ((3, 4, 4), True)])
+def test_two_processes_equal_one_over_the_concatenated_batch(tmp_path, shape, compiled):
+    """Eager, and compiled whole (fullgraph: a graph break would fail it; none is counted)."""
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    mp.start_processes(_worker, args=(str(tmp_path / "store"), shape, str(tmp_path / "out")), nprocs=2,
+    mp.start_processes(_worker, args=(str(tmp_path / "store"), shape, str(tmp_path / "out"), compiled), nprocs=2,
                        start_method="spawn")  # fmt: skip
     parts = [torch.load(f"{tmp_path / 'out'}.{r}") for r in (0, 1)]
+    assert all(p["breaks"] == (0 if compiled else None) for p in parts)
     x, upstream = _inputs(shape)
     bn = _bn(shape).double()  # the reference in float64: the processes' float32 may differ in the last bits only
     x = x.double().requires_grad_(True)

@@ -231,7 +231,7 @@ class _BatchNorm(nn.Module):
         return ones, torch.zeros_like(ones)
 
     @torch.no_grad()
-    def _update_running_stats(self, mean: Tensor, var: Tensor, m: int) -> None:
+    def _update_running_stats(self, mean: Tensor, var: Tensor, m: int | Tensor) -> None:
         running_mean, running_var, tracked = self.running_mean, self.running_var, self.num_batches_tracked
         assert running_mean is not None and running_var is not None and tracked is not None
         tracked.add_(1)

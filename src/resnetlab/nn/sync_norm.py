@@ -17,10 +17,29 @@ from torch.autograd.function import once_differentiable
 from ..errors import UsageError
 from .norm import BatchNorm1d, BatchNorm2d, _BatchNorm, _channel_view, _reduce_dims, _upcast
 
+_GROUPS: dict[str, Any] = {"": None}  # process groups by name ("": the default group), for the op below
 
-def _all_reduce(t: Tensor, group: Any) -> Tensor:
-    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
-    return t
+
+@torch.library.custom_op("resnetlab::sum_over_processes", mutates_args=())
+def sum_over_processes(t: Tensor, group: str) -> Tensor:
+    """``t`` summed over every process of the group named ``group`` ("": the default group), in one all-reduce.
+    An operator of its own, opaque to torch.compile: a node of the compiled graph, not a break in it (the
+    in-place ``dist.all_reduce`` and a ``ProcessGroup`` argument would break the graph at every BN)."""
+    out = t.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM, group=_GROUPS[group])
+    return out
+
+
+@sum_over_processes.register_fake
+def _(t: Tensor, group: str) -> Tensor:
+    return torch.empty_like(t)
+
+
+def _group_name(group: Any) -> str:
+    if group is None:
+        return ""
+    _GROUPS.setdefault(group.group_name, group)
+    return group.group_name
 
 
 class SyncBatchNormFunction(torch.autograd.Function):
@@ -31,7 +50,7 @@ class SyncBatchNormFunction(torch.autograd.Function):
     averages them, like every other parameter's gradient)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float, group: Any):
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float, group: str):
         xf = _upcast(x)
         dims, nd = _reduce_dims(x.dim()), x.dim()
         m = x.numel() // x.size(1)
@@ -39,29 +58,29 @@ class SyncBatchNormFunction(torch.autograd.Function):
         mean64 = mean.double()
         count = torch.full_like(mean64, float(m))
         stats = torch.cat([count, m * mean64, m * (var.double() + mean64 * mean64)])
-        count, total, total_sq = _all_reduce(stats, group).chunk(3)
+        count, total, total_sq = sum_over_processes(stats, group).chunk(3)
         g_mean = total / count
         g_var = (total_sq / count - g_mean * g_mean).clamp_(min=0)
         mean, var = g_mean.to(xf.dtype), g_var.to(xf.dtype)
         invstd = torch.rsqrt(var + eps)
         scale = weight * invstd
         y = torch.addcmul(_channel_view(bias - mean * scale, nd), xf, _channel_view(scale, nd))
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.group, ctx.m = group, float(count[0])
-        total_count = count[:1].clone()
+        total_count = count[:1].clone()  # the global m, a tensor: reading it as a number would break a compiled graph
+        ctx.save_for_backward(x, weight, mean, invstd, total_count)
+        ctx.group = group
         ctx.mark_non_differentiable(mean, var, total_count)
         return y.to(x.dtype), mean, var, total_count
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: Tensor, _grad_mean, _grad_var, _grad_count):
-        x, weight, mean, invstd = ctx.saved_tensors
+        x, weight, mean, invstd, m = ctx.saved_tensors
         xf, dy = _upcast(x), _upcast(grad_y)
         dims, nd = _reduce_dims(x.dim()), x.dim()
         local_dy = dy.sum(dims)
         local_dy_xc = (dy * (xf - _channel_view(mean, nd))).sum(dims)
-        sum_dy, sum_dy_xc = _all_reduce(torch.cat([local_dy, local_dy_xc]), ctx.group).chunk(2)
-        m = ctx.m
+        sum_dy, sum_dy_xc = sum_over_processes(torch.cat([local_dy, local_dy_xc]), ctx.group).chunk(2)
+        m = m.to(xf.dtype)
         # as in batchnorm_backward (norm.py), with the global sums and the global count m
         a = weight * invstd
         b = weight * sum_dy_xc * (-0.5) * invstd.pow(3) * (2.0 / m)
@@ -81,12 +100,11 @@ class _SyncBatchNorm(_BatchNorm):
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1):
             return super()._forward_batch_stats(x)
         weight, bias = self._affine(x)
-        y, mean, var, count = SyncBatchNormFunction.apply(x, weight, bias, self.eps, group)
-        m = int(count)
-        if m <= 1:
-            raise UsageError(f"Expected more than 1 value per channel over all processes, got {m}")
+        y, mean, var, count = SyncBatchNormFunction.apply(x, weight, bias, self.eps, _group_name(group))
+        if not torch.compiler.is_compiling() and int(count) <= 1:  # eager only: a number read back breaks a graph
+            raise UsageError(f"Expected more than 1 value per channel over all processes, got {int(count)}")
         if self.track_running_stats:
-            self._update_running_stats(mean, var, m)
+            self._update_running_stats(mean, var, count)
         return y
 
 
