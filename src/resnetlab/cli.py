@@ -70,11 +70,13 @@ def cmd_train(args) -> int:
         config = make_config(given.pop("recipe", "paper-cifar"), **given)
     try:
         final = fit(config, resume=bool(resume))
-    except TrainingInterrupted as e:
-        print(f"resnetlab: {e}", file=sys.stderr)
+    except TrainingInterrupted as e:  # agreed by every process: rank 0 alone says it
+        if world.main:
+            print(f"resnetlab: {e}", file=sys.stderr)
         return 130
     except NonFiniteLoss as e:
-        print(f"resnetlab: error: {e}", file=sys.stderr)
+        if world.main:
+            print(f"resnetlab: error: {e}", file=sys.stderr)
         return 1
     except RuntimeError as e:
         if world.size == 1:

@@ -212,3 +212,19 @@ def test_an_old_config_with_tta_flip_reads_as_tta_flip():
     assert TrainConfig.from_json({**old, "tta_flip": False}).tta == "none"
     with pytest.raises(ValueError, match="tta must be one of none, flip, flip-translate, ten-crop"):
         make_config("cosine", tta="mirror")
+
+
+def test_the_same_command_line_resumes_an_auto_run(tiny_npz, tmp_path, monkeypatch):
+    """``--precision auto`` and the other execution requests, given again on --resume (as a torchrun restart
+    repeats its command line), agree with what the run resolved and saved."""
+    from resnetlab.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", f"npz:{tiny_npz}", "--model", "resnet8", "--iterations", "2", "--batch-size", "32",
+            "--out", str(out), "--precision", "auto", "--no-compile", "--channels-last", "--threads", "1"]  # fmt: skip
+    monkeypatch.setenv("RESNETLAB_TEST_HOOKS", "tests.hooks:interrupt")
+    monkeypatch.setenv("RESNETLAB_TEST_INTERRUPT_AT", "0")
+    assert main(argv) == 130
+    monkeypatch.delenv("RESNETLAB_TEST_HOOKS")
+    assert main([*argv, "--resume", str(out)]) == 0
+    assert json.loads((out / "checkpoints" / "last" / "state.json").read_text())["iteration"] == 2

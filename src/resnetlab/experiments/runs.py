@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..checkpoints import latest
 from ..train import NonFiniteLoss, fit, make_config
+from ..train.state import DIVERGED
+from ..train.state import diverged as was_diverged
 
 
 def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
@@ -14,16 +16,14 @@ def train_run(out: Path, recipe: str, log=print, **fields) -> dict:
     diverged, ``{"iteration", "message"}``. Re-running an experiment continues its unfinished runs;
     a run that diverged stays diverged (delete its folder to try again)."""
     config = make_config(recipe, out=str(out), **fields)
-    marker = out / "diverged.json"
-    diverged = json.loads(marker.read_text()) if marker.exists() else None
+    diverged = was_diverged(out)
     if diverged is not None:
-        log(f"{out.name}: diverged before ({marker}); not trained again")
+        log(f"{out.name}: diverged before ({out / DIVERGED}); not trained again")
     else:
         try:
             fit(config, resume=latest(out / "checkpoints") is not None)
-        except NonFiniteLoss as e:
+        except NonFiniteLoss as e:  # fit recorded it in the run folder
             diverged = {"iteration": e.iteration, "message": str(e)}
-            marker.write_text(json.dumps(diverged, indent=1) + "\n")
             log(f"{out.name}: {e}")
     path = out / "metrics.json"
     records = json.loads(path.read_text()) if path.exists() else []

@@ -63,6 +63,10 @@ def resume_after_restart(world: World, out: str | None) -> str | None:
     if (world.size > 1 or under_torchrun()) and out is None:
         raise UsageError("under torchrun give --out: every process, and a restarted one, must find the same run folder")
     if restart_count() > 0 and out is not None and (Path(out) / "config.json").is_file():
+        marker = Path(out) / "diverged.json"  # train.state.DIVERGED
+        if marker.is_file():  # a restart would replay the divergence: every restart ends here, at once
+            raise UsageError(f"{out} diverged ({marker}); torchrun does not restart it: train it again with "
+                             f"another --lr, or continue it with --resume {out} to replay it")  # fmt: skip
         return out
     return None
 

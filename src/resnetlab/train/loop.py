@@ -25,7 +25,7 @@ from .metrics import COLUMNS, write_metrics
 from .schedule import learning_rate
 from .session import Session, open_session
 from .setup import compile_errors, graceful_interrupt
-from .state import NonFiniteLoss, TrainingInterrupted
+from .state import NonFiniteLoss, TrainingInterrupted, mark_diverged
 
 
 def fit(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook] = ()) -> dict:
@@ -33,7 +33,12 @@ def fit(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook] = ()) -
     ``config.out``; continue from its last checkpoint when ``resume``. ``hooks`` plug into the loop (see
     ``hooks.Hook``). Returns the last epoch's record."""
     with open_session(config, resume, [*hooks, *hooks_module.from_env()]) as session:
-        return _train(session)
+        try:
+            return _train(session)
+        except NonFiniteLoss as e:
+            if session.world.main:
+                mark_diverged(session.out, e)  # a resume or a torchrun restart would replay the divergence
+            raise
 
 
 def _train(s: Session) -> dict:
@@ -51,7 +56,7 @@ def _train(s: Session) -> dict:
     leaving: BaseException | None = None  # the exception on its way out, if any
     lr = 0.0  # the last step's, for the epoch's record
     try:
-        with graceful_interrupt() as interrupt:
+        with graceful_interrupt(announce=world.size == 1) as interrupt:
             stop = False  # a Ctrl-C on any process, agreed on by all of them in the step's all-reduce
             while state.iteration < s.total and not stop:
                 steps = min(s.loader.steps_per_epoch, state.step + s.total - state.iteration)
@@ -90,16 +95,16 @@ def _train(s: Session) -> dict:
         # (a lost process, a second Ctrl-C): the forward may have moved BN's running statistics past the
         # iteration the state records.
         if not isinstance(leaving, NonFiniteLoss) and not s.in_step and 0 < state.iteration != s.saved_at:
-            _save_on_the_way_out(s, leaving)
+            _save_on_the_way_out(s, leaving, together=leaving is None or isinstance(leaving, TrainingInterrupted))
     s.log(f"done: {s.out}")
     return state.metrics[-1] if state.metrics else {}
 
 
-def _save_on_the_way_out(s: Session, leaving: BaseException | None) -> None:
-    """The last checkpoint; when it fails while another exception is leaving (e.g. Ctrl-C), that one wins
-    and the failed save is one line of the log."""
+def _save_on_the_way_out(s: Session, leaving: BaseException | None, together: bool) -> None:
+    """The last checkpoint (``together``: every process is leaving the same way); when it fails while another
+    exception is leaving (e.g. Ctrl-C), that one wins and the failed save is one line of the log."""
     try:
-        s.save()
+        s.save(together=together)
     except Exception as e:
         if leaving is None:
             raise

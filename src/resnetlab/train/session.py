@@ -31,7 +31,7 @@ from .hooks import Hook, Hooks
 from .progressive import ProgressiveResizing
 from .schedule import ConstantWarmup
 from .setup import Log, build_model, model_input_size, prepare_data, provenance, training_forward, write_json
-from .state import RunState, Trained, kept, restore, save
+from .state import DIVERGED, RunState, Trained, diverged, kept, not_finite, restore, save
 
 PAPER_WARMUP_LR, PAPER_WARMUP_DEPTH = 0.01, 110  # Sec. 4.2: ResNet-110 warms up at lr 0.01
 
@@ -115,8 +115,13 @@ class Session:
     def trained(self) -> Trained:
         return Trained(self.model, self.evaluated, self.optimizer, list(self.hooks))
 
-    def save(self, best: bool = False) -> None:
-        """A checkpoint of everything (``state.save``), written by rank 0; the state is global."""
+    def save(self, best: bool = False, together: bool = True) -> None:
+        """A checkpoint of everything (``state.save``), written by rank 0; the state is global. Non-finite
+        weights on any process stop every process (``together``: all of them are saving now, so they agree
+        in one all-reduce; False on the way out of a failure of this process alone, which checks its own)."""
+        bad = float(not self.trained().finite())
+        if (self.world.all_sum([bad], self.device)[0] if together else bad) > 0:
+            raise not_finite(self.state.iteration, self.out / "checkpoints")
         if self.world.main:
             meta = {
                 "elapsed_s": self.elapsed_s(),
@@ -210,6 +215,10 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
             restored = restore(out, session.trained(), config, log, world)
             if restored is not None:
                 session.state, session.saved_at, session.started_at = restored, restored.iteration, restored.iteration
+            before = diverged(out)
+            if before is not None and world.main:  # asked for explicitly (a torchrun restart refuses it)
+                log(f"the run diverged at iteration {before['iteration']} before: replaying from its last checkpoint")
+                (out / DIVERGED).unlink()
         yield session
     finally:
         if session is not None:

@@ -162,9 +162,10 @@ def init_from_weights(model: nn.Module, path: str, log: Log, model_name: str) ->
 
 
 @contextlib.contextmanager
-def graceful_interrupt():
+def graceful_interrupt(announce: bool = True):
     """Turn the first Ctrl-C into a flag the loop checks between steps (so a checkpoint is never
-    taken mid-update); a second Ctrl-C interrupts at once."""
+    taken mid-update); a second Ctrl-C interrupts at once. ``announce``: say so at once (one process;
+    under torchrun rank 0 says it once the processes have agreed to stop)."""
     state = {"requested": False}
     if sys.platform == "win32" or not _main_thread():
         yield state
@@ -174,7 +175,8 @@ def graceful_interrupt():
         if state["requested"]:
             raise KeyboardInterrupt
         state["requested"] = True
-        print("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)", flush=True)
+        if announce:
+            print("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)", flush=True)
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -77,6 +77,32 @@ class Trained:
     optimizer: torch.optim.Optimizer
     hooks: Sequence[Stateful]
 
+    def finite(self) -> bool:
+        """Whether every weight of the trained and the shipped module is finite."""
+        modules = (self.model,) if self.shipped is self.model else (self.model, self.shipped)
+        return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
+
+
+def not_finite(iteration: int, root: Path) -> NonFiniteLoss:
+    return NonFiniteLoss(
+        f"the weights are not finite at iteration {iteration}: training diverged (try a lower --lr); {kept(root)}",
+        iteration,
+    )
+
+
+DIVERGED = "diverged.json"  # in a run folder: the run diverged; it is not continued
+
+
+def mark_diverged(out: Path, error: NonFiniteLoss) -> None:
+    """Record in ``out`` that the run diverged, so that a resume (or a torchrun restart) does not replay it."""
+    (out / DIVERGED).write_text(json.dumps({"iteration": error.iteration, "message": str(error)}, indent=1) + "\n")
+
+
+def diverged(out: Path) -> dict | None:
+    """``{"iteration", "message"}`` if the run in ``out`` diverged, else None."""
+    path = out / DIVERGED
+    return json.loads(path.read_text()) if path.is_file() else None
+
 
 def kept(root: Path) -> str:
     """Where a run that stops now can be continued from, in words."""
@@ -87,14 +113,7 @@ def kept(root: Path) -> str:
 def save(root: Path, state: RunState, trained: Trained, meta: dict, best: bool = False, keep: int = 3) -> None:
     """A checkpoint in ``root`` (``checkpoints/``): the shipped module's weights as the model file; the trained
     weights beside them (``raw.*``) when they differ; the optimizer, the RNG, the hooks' states and all of
-    ``state``. A diverged model is never saved."""
-    modules = (trained.model,) if trained.shipped is trained.model else (trained.model, trained.shipped)
-    if not all(torch.isfinite(p).all() for m in modules for p in m.parameters()):
-        raise NonFiniteLoss(
-            f"the weights are not finite at iteration {state.iteration}: training diverged (try a lower "
-            f"--lr); {kept(root)}",
-            state.iteration,
-        )
+    ``state``. The caller has checked that the weights are finite (``Trained.finite``, agreed by every process)."""
     hooks = {h.name: h.state_dict() for h in trained.hooks}
     meta = {**asdict(state), **meta, "hooks": {k: v for k, v in hooks.items() if v}}
     tensors = {"rng.torch": torch.get_rng_state()}
