@@ -1,10 +1,15 @@
 """Training throughput of 1 process against N processes under torchrun on this machine, measured in one
-run: ResNet-20, the same global batch, images/s from the difference of two run lengths (so that start-up,
-data loading and the final evaluation cancel out).
+run: ResNet-20 on the ``fast-cifar`` path (``--precision auto``: the CPU's precision, torch.compile,
+channels-last where chosen; synchronized BN under torchrun), the same global batch, images/s from the
+difference of two run lengths (so that start-up, compilation, data loading and the final evaluation cancel).
 
-    .venv/bin/python benchmarks/bench_distributed.py [--nproc 2] [--batch-size 128] [--data npz:PATH]
+    .venv/bin/python benchmarks/bench_distributed.py [--nproc 2] [--batch-size 256] [--recipe fast-cifar]
 
-One process uses all the cores as threads; each of the N processes gets cores/N threads. Run it alone.
+One process uses all the cores as threads; each of the N processes gets cores/N threads. The time per
+step of the N processes is split into compute, measured by N independent processes (no process group)
+running at once, each on its slice of the batch, and the rest: all-reduces and waiting for each other
+(gradients, BN statistics, the step's loss and error). Progressive resizing is off (every step the same
+size). Run it alone.
 """
 
 import argparse
@@ -20,45 +25,60 @@ from resnetlab import hardware
 CIFAR = Path(__file__).parents[1].parent / "shared" / "data" / "cifar10" / "cifar10.npz"
 
 
-def wall(cmd: list[str], env: dict) -> float:
+def wall(cmds: list[list[str]], env: dict) -> float:
+    """Seconds until every command (started together) has finished."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(proc.stdout[-2000:] + proc.stderr[-2000:])
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]
+    for proc in procs:
+        output, _ = proc.communicate()
+        if proc.returncode:
+            sys.exit(output[-3000:])
     return time.perf_counter() - start
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--nproc", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=256, help="the global batch")
+    p.add_argument("--recipe", default="fast-cifar")
     p.add_argument("--steps", type=int, nargs=2, default=(10, 50), metavar=("SHORT", "LONG"))
     p.add_argument("--data", default=f"npz:{CIFAR}" if CIFAR.is_file() else "default")
     args = p.parse_args()
-    cores = os.cpu_count() or 1
-    print(f"CPU: {hardware.describe()}, {cores} cores; ResNet-20, global batch {args.batch_size}, {args.data}")
-    results = {}
-    for label, nproc in (("1 process", 1), (f"{args.nproc} processes", args.nproc)):
-        threads = max(1, cores // nproc)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cores, n, batch = os.cpu_count() or 1, args.nproc, args.batch_size
+    print(f"CPU: {hardware.describe()}, {cores} cores; ResNet-20, recipe {args.recipe} (--small-size 0), "
+          f"global batch {batch}, {args.data}")  # fmt: skip
+
+    def train(out: str, steps: int, per_batch: int) -> list[str]:
+        return ["-m", "resnetlab", "train", "--model", "resnet20", "--data", args.data, "--recipe", args.recipe,
+                "--iterations", str(steps), "--batch-size", str(per_batch), "--eval-every", "0", "--tta", "none",
+                "--small-size", "0", "--subset", "10000", "--out", out]  # fmt: skip
+
+    def one(tmp: str, steps: int) -> list[list[str]]:
+        return [[sys.executable, *train(f"{tmp}/r", steps, batch), "--threads", str(cores)]]
+
+    def group(tmp: str, steps: int) -> list[list[str]]:
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]
+        return [[sys.executable, *launcher, *train(f"{tmp}/r", steps, batch)]]
+
+    def independent(tmp: str, steps: int) -> list[list[str]]:  # N processes at once, no process group
+        return [[sys.executable, *train(f"{tmp}/r{k}", steps, batch // n), "--threads", str(cores // n)]
+                for k in range(n)]  # fmt: skip
+
+    configs = {"1 process": (cores, one), f"{n} processes": (cores // n, group),
+               f"{n} independent (compute only)": (cores // n, independent)}  # fmt: skip
+    step_s = {}
+    for label, (threads, commands) in configs.items():
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads))}
         times = []
         for steps in args.steps:
             with tempfile.TemporaryDirectory() as tmp:
-                train = ["-m", "resnetlab", "train", "--model", "resnet20", "--data", args.data, "--recipe", "cosine",
-                         "--iterations", str(steps), "--batch-size", str(args.batch_size), "--eval-every", "0",
-                         "--subset", "10000", "--out", f"{tmp}/r"]  # fmt: skip
-                if nproc == 1:
-                    cmd = [sys.executable, *train, "--threads", str(threads)]
-                else:
-                    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           *train]  # fmt: skip
-                times.append(wall(cmd, env))
-        ips = (args.steps[1] - args.steps[0]) * args.batch_size / (times[1] - times[0])
-        results[label] = ips
-        print(f"{label:<12} × {threads} threads: {ips:7.1f} img/s ({args.steps[1] - args.steps[0]} steps in "
-              f"{times[1] - times[0]:.1f} s)")  # fmt: skip
-    one, many = results.values()
-    print(f"{args.nproc} processes / 1 process: {many / one:.2f}x")
+                times.append(wall(commands(tmp, steps), env))
+        step_s[label] = (times[1] - times[0]) / (args.steps[1] - args.steps[0])
+        print(f"{label:<32} × {threads} threads: {batch / step_s[label]:7.1f} img/s, {1000 * step_s[label]:6.1f} ms "
+              f"per step of {batch} images", flush=True)  # fmt: skip
+    one, many, compute = step_s.values()
+    print(f"{n} processes / 1 process: {one / many:.2f}x the images/s; a step of the {n} processes: "
+          f"{1000 * compute:.1f} ms compute + {1000 * (many - compute):.1f} ms all-reduce and waiting")  # fmt: skip
 
 
 if __name__ == "__main__":
