@@ -177,7 +177,9 @@ def _free_port():
 
 def test_two_agents_as_two_nodes(tiny_npz, tmp_path):
     endpoint = f"127.0.0.1:{_free_port()}"
-    args = _train_args(tiny_npz, tmp_path / "r", "--model", "resnet8", "--iterations", "4")
+    # 12 iterations of 10 per epoch: an epoch's end without --save-every, where every process takes part in
+    # the checkpoint (rank 0 alone waited there for the others, which had gone on to the next step)
+    args = _train_args(tiny_npz, tmp_path / "r", "--model", "resnet8", "--iterations", "12", "--dist-timeout", "20")
     nodes = [_torchrun(args, "--nnodes=2", f"--node-rank={k}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
                        "--rdzv-id=two-nodes", nproc=1, background=True) for k in (0, 1)]  # fmt: skip
     outputs = [node.communicate(timeout=120)[0] for node in nodes]

@@ -149,8 +149,8 @@ def sgd_step(s: Session, step: int, x: Tensor, y: Tensor, lr: float, interrupted
 
 
 def end_epoch(s: Session, lr: float) -> None:
-    """Record the epoch, evaluating every ``eval_every`` epochs and at the end; rank 0 logs, writes the
-    metrics and saves, while the other processes go on to the next step, where they wait for it."""
+    """Record the epoch, evaluating every ``eval_every`` epochs and at the end; rank 0 logs and writes the
+    metrics. Every process takes part in the checkpoint (its weights check is agreed), which rank 0 writes."""
     config, state, data = s.config, s.state, s.data
     seen = max(1, state.seen)
     record: dict[str, Any] = dict.fromkeys(COLUMNS)  # a metrics row; None: not measured (e.g. no validation)
@@ -166,11 +166,23 @@ def end_epoch(s: Session, lr: float) -> None:
     record["time_s"] = round(s.elapsed_s(), 3)
     s.hooks.on_epoch_end(record)
     state.next_epoch()
-    if not s.world.main:
-        return
+    improved = record["val_error"] is not None and (
+        state.best_val_error is None or record["val_error"] < state.best_val_error
+    )
+    if improved:
+        state.best_val_error = record["val_error"]
+    if s.world.main:
+        _write_epoch(s, record, lr, last)
+    if config.save_every is None or improved:  # best is chosen on validation error only, never test
+        s.save(best=improved)
+
+
+def _write_epoch(s: Session, record: dict, lr: float, last: bool) -> None:
+    """Rank 0's part of an epoch's end: the metrics files, the curves, the log line."""
+    config, state = s.config, s.state
     state.metrics.append(record)
     write_metrics(s.out, state.metrics)
-    plot_curves(s.out / "curves.png", {config.model: state.metrics}, title=f"{config.model} on {data.name}")
+    plot_curves(s.out / "curves.png", {config.model: state.metrics}, title=f"{config.model} on {s.data.name}")
     s.log(" ".join(
         [f"epoch {record['epoch']}/{s.n_epochs}", f"iter {record['iteration']}", f"loss {record['train_loss']:.4f}",
          f"train {100 * record['train_error']:.2f}%"]
@@ -181,13 +193,6 @@ def end_epoch(s: Session, lr: float) -> None:
         + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
         + ([] if last else [f"eta {_duration(s.remaining_s())}"])
     ))  # fmt: skip
-    improved = record["val_error"] is not None and (
-        state.best_val_error is None or record["val_error"] < state.best_val_error
-    )
-    if improved:
-        state.best_val_error = record["val_error"]
-    if config.save_every is None or improved:  # best is chosen on validation error only, never test
-        s.save(best=improved)
 
 
 def _sync_note(sync_bn: bool) -> str:
