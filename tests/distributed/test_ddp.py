@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from tests.conftest import synthetic_images
 
 from resnetlab.checkpoints import load_checkpoint, read_checkpoint
 from resnetlab.cli import main
@@ -136,20 +138,32 @@ def _rank_of(pid: int) -> int:
     return int(next(e for e in env if e.startswith(b"RANK=")).split(b"=", 1)[1])
 
 
-@pytest.mark.parametrize("rank", [0, 1])
-def test_killed_worker_restarts_to_the_same_weights(tiny_npz, tmp_path, rank):
-    """The restarted group repeats its command line, --precision auto included, and resumes the run."""
-    args = ["--model", "resnet8", "--iterations", "30", "--save-every", "5", "--recipe", "cosine", "--precision",
-            "auto", "--no-compile"]  # fmt: skip
-    whole = _torchrun(_train_args(tiny_npz, tmp_path / "whole", *args))
+RESTARTED = ["--model", "resnet8", "--iterations", "30", "--save-every", "5", "--recipe", "cosine", "--precision",
+             "auto", "--no-compile"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The run the restart tests must end equal to: its data and its weights."""
+    folder = tmp_path_factory.mktemp("restarts")
+    (x, y), (xt, yt) = synthetic_images(320), synthetic_images(80, seed=1)
+    np.savez(folder / "tiny.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    whole = _torchrun(_train_args(folder / "tiny.npz", folder / "whole", *RESTARTED))
     assert whole.returncode == 0, whole.stdout + whole.stderr
-    launcher = _torchrun(_train_args(tiny_npz, tmp_path / "killed", *args), "--standalone", "--max-restarts=1",
+    return folder / "tiny.npz", _weights(folder / "whole")
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_killed_worker_restarts_to_the_same_weights(uninterrupted, tmp_path, rank):
+    """The restarted group repeats its command line, --precision auto included, and resumes the run."""
+    data, a = uninterrupted
+    launcher = _torchrun(_train_args(data, tmp_path / "killed", *RESTARTED), "--standalone", "--max-restarts=1",
                          background=True)  # fmt: skip
     _kill_a_worker_after_first_checkpoint(launcher, tmp_path / "killed", rank)
     output, _ = launcher.communicate(timeout=120)
     assert launcher.returncode == 0, output
     assert "resumed" in (tmp_path / "killed" / "train.log").read_text()
-    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    b = _weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise
 
 
