@@ -80,7 +80,8 @@ class Trained:
     def finite(self) -> bool:
         """Whether every weight of the trained and the shipped module is finite."""
         modules = (self.model,) if self.shipped is self.model else (self.model, self.shipped)
-        return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
+        checks = [torch.isfinite(p).all() for m in modules for p in m.parameters()]
+        return bool(torch.stack(checks).all())  # one read back (a device sync), not one per parameter
 
 
 def not_finite(iteration: int, root: Path) -> NonFiniteLoss:
