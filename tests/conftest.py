@@ -19,6 +19,10 @@ os.environ.setdefault(
 )  # fmt: skip
 
 
+# Image-folder listings are cached under $XDG_CACHE_HOME: the tests' go to a folder of their own, not the home's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="resnetlab-tests-cache-")
+
+
 def synthetic_images(n: int, size: int = 16, classes: int = 4, seed: int = 0):
     """Images whose class sets a coloured square's position and tint: learnable in a few steps."""
     rng = np.random.default_rng(seed)

@@ -8,3 +8,8 @@ class UsageError(ValueError):
 
 class UnknownArgument(UsageError, TypeError):
     """A keyword argument a builder or a config does not take: a ``TypeError``, as Python's own for a call."""
+
+
+class DataError(UsageError):
+    """Data that cannot be used as it is (too many unreadable files, a decoder that crashed): one line naming
+    the files, printed after the run's last checkpoint was saved."""

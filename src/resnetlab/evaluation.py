@@ -6,7 +6,7 @@ wraps an exported file the same way, so nothing here knows a runtime."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -101,19 +101,34 @@ def _sharded() -> tuple[int, int]:
     return 0, 1
 
 
-@torch.no_grad()
+def shard(n: int) -> tuple[int, int]:
+    """This process's contiguous slice [lo, hi) of ``n`` images (all of them outside torchrun)."""
+    rank, size = _sharded()
+    return rank * n // size, (rank + 1) * n // size
+
+
 def evaluate(
     predict: Predict, x: Tensor, y: Tensor, class_names: Sequence[str], tta: str = "none", batch_size: int = 500
 ) -> Evaluation:
     """Run ``predict`` over uint8 images ``x`` with labels ``y``. Under torchrun every process must call it:
     each takes a contiguous slice and the confusion matrices are summed, so all return the same."""
-    rank, size = _sharded()
-    n, k = len(y), len(class_names)
-    lo, hi = rank * n // size, (rank + 1) * n // size
+    lo, hi = shard(len(y))
+    batches = ((x[i : min(i + batch_size, hi)], y[i : min(i + batch_size, hi)]) for i in range(lo, hi, batch_size))
+    return evaluate_batches(predict, batches, class_names, tta)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    predict: Predict, batches: Iterable[tuple[Tensor, Tensor]], class_names: Sequence[str], tta: str = "none"
+) -> Evaluation:
+    """``evaluate`` over this process's ``batches`` (uint8 images, labels), e.g. decoded from files as they
+    come; under torchrun the confusion matrices of every process are summed."""
+    _, size = _sharded()
+    k = len(class_names)
     single = torch.zeros(k, k, dtype=torch.long)
     averaged = torch.zeros(k, k, dtype=torch.long) if tta != "none" else None
-    for i in range(lo, hi, batch_size):
-        batch, labels = x[i : min(i + batch_size, hi)], y[i : min(i + batch_size, hi)].cpu()
+    for batch, labels in batches:
+        labels = labels.cpu()
         logits = [predict(v).float().cpu() for v in views(batch, tta)]
         single += _confusion(logits[0].argmax(1), labels, k)
         if averaged is not None:

@@ -46,15 +46,16 @@ def test_cache_is_reused_then_rebuilt_when_the_folder_changes(tmp_path, monkeypa
     for rel in ["a/1.png", "b/2.png"]:
         _touch(root / rel)
     os.chmod(root, 0o555)  # the data may be read-only: nothing is written beside it
+    run.mkdir()  # the run folder exists (a session keeps its copy itself when it does not yet)
     said = []
-    first = cached(root, run, cache, said.append)
+    first = cached(root, run / "listing.npz", cache, said.append)
     assert (run / "listing.npz").is_file() and len(list(cache.iterdir())) == 1 and not said
     scans = []
     monkeypatch.setattr(listing_module, "scan", lambda r: scans.append(r) or scan(r))
-    again = cached(root, run, cache, said.append)
+    again = cached(root, run / "listing.npz", cache, said.append)
     assert not scans and again.labels.tolist() == first.labels.tolist()  # from the cache
     os.chmod(root, 0o755)
     _touch(root / "b" / "3.png")  # a new file: the class folder's count and time change
-    third = cached(root, run, cache, said.append)
+    third = cached(root, run / "listing.npz", cache, said.append)
     assert len(scans) == 1 and len(third) == 3 and "changed" in said[0] and "listing it again" in said[0]
     assert not any(p.name.endswith(".npz") for p in root.rglob("*"))

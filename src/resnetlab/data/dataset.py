@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -44,25 +45,14 @@ class ImageData:
         """Only the first ``n`` training images (the rest of the training set is dropped)."""
         if n is None:
             return self
-        if n < 1 or n > len(self.y_train):
-            raise UsageError(
-                f"--subset {n}: the training set of {self.name} has {len(self.y_train)} images; "
-                f"choose 1..{len(self.y_train)}"
-            )
+        check_subset(n, len(self.y_train), self.name)
         return replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
 
     def split_validation(self, n: int) -> ImageData:
-        """Hold ``n`` training images out for validation, chosen by a fixed permutation (seed 0) so
-        that every run and seed sees the same split; the paper uses 45k/5k on CIFAR-10 (Sec. 4.2)."""
+        """Hold ``n`` training images out for validation (``validation_rows``)."""
         if not n:
             return self
-        if n < 0 or n >= len(self.y_train):
-            raise UsageError(
-                f"--val-split {n}: must be between 1 and {len(self.y_train) - 1} "
-                f"(the training set has {len(self.y_train)} images)"
-            )
-        perm = torch.from_numpy(np.random.default_rng(0).permutation(len(self.y_train)))
-        val, train = perm[:n].sort().values, perm[n:].sort().values
+        train, val = validation_rows(len(self.y_train), n)
         return replace(
             self,
             x_train=self.x_train[train],
@@ -70,6 +60,33 @@ class ImageData:
             x_val=self.x_train[val],
             y_val=self.y_train[val],
         )
+
+    def eval_batches(self, split: str, lo: int, hi: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Images ``lo`` to ``hi`` of ``split`` (val or test) in batches, as evaluation takes them."""
+        x, y = (self.x_val, self.y_val) if split == "val" else (self.x_test, self.y_test)
+        assert x is not None and y is not None, split
+        for i in range(lo, hi, batch_size):
+            yield x[i : min(i + batch_size, hi)], y[i : min(i + batch_size, hi)]
+
+    def split_size(self, split: str) -> int:
+        """Images in ``split`` (train, val, test): 0 when absent."""
+        y = {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+        return 0 if y is None else len(y)
+
+
+def check_subset(n: int, size: int, name: str) -> None:
+    if n < 1 or n > size:
+        raise UsageError(f"--subset {n}: the training set of {name} has {size} images; choose 1..{size}")
+
+
+def validation_rows(size: int, n: int) -> tuple[Tensor, Tensor]:
+    """(training rows, validation rows) of a training set of ``size`` with ``n`` held out, chosen by a fixed
+    permutation (seed 0) so that every run and seed sees the same split; the paper uses 45k/5k on CIFAR-10
+    (Sec. 4.2)."""
+    if n < 0 or n >= size:
+        raise UsageError(f"--val-split {n}: must be between 1 and {size - 1} (the training set has {size} images)")
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(size))
+    return perm[n:].sort().values, perm[:n].sort().values
 
 
 def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:

@@ -12,13 +12,17 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-CACHE = Path("~/.cache/resnetlab/listings")
+
+
+def user_cache() -> Path:
+    """``$XDG_CACHE_HOME/resnetlab/listings`` (default ``~/.cache/resnetlab/listings``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "resnetlab" / "listings"
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +36,7 @@ class Listing:
     offsets: np.ndarray  # int64, len + 1
     labels: np.ndarray  # int32
     empty: tuple[str, ...] = ()  # classes without a single image file
+    key: str = ""  # the ``fingerprint`` of the folder when it was listed
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -106,17 +111,18 @@ def load(path: Path, key: str) -> Listing | None:
             if meta["key"] != key:
                 return None
             return Listing(meta["root"], tuple(meta["classes"]), f["names"], f["offsets"], f["labels"],
-                           tuple(meta["empty"]))  # fmt: skip
+                           tuple(meta["empty"]), key)  # fmt: skip
     except (OSError, ValueError, KeyError):
         return None
 
 
-def cached(root: str | Path, run_dir: Path | None = None, cache: Path = CACHE,
+def cached(root: str | Path, run_file: Path | None = None, cache: Path | None = None,
            log: Callable[[str], None] = print) -> Listing:  # fmt: skip
-    """The listing of ``root``: from the run folder or the user's cache when it is still valid, else scanned
-    and saved to both (never beside the data, which may be read-only). Says when a cache was stale."""
+    """The listing of ``root``: from ``run_file`` (in the run folder) or the user's cache when it is still
+    valid, else scanned and saved to both (never beside the data, which may be read-only). Says when a cache
+    was stale."""
     key = fingerprint(root)
-    places = [p for p in (run_dir and run_dir / "listing.npz", cache.expanduser() / f"{key}.npz") if p]
+    places = [p for p in (run_file, (cache or user_cache()) / f"{key}.npz") if p]
     for place in places:
         found = load(place, key)
         if found is not None:
@@ -124,8 +130,10 @@ def cached(root: str | Path, run_dir: Path | None = None, cache: Path = CACHE,
     stale = [p for p in places if p.exists()]
     if stale:
         log(f"the listing of {root} changed since {stale[0]} was written: listing it again")
-    listing = scan(root)
+    listing = replace(scan(root), key=key)
     for place in places:
+        if place == run_file and not run_file.parent.is_dir():  # a run folder not made yet: kept later
+            continue
         try:
             save(listing, place, key)
         except OSError as e:  # a cache that cannot be written costs a scan next time, nothing else

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from ..errors import UsageError
 from .cifar10 import load_cifar10, load_npz
 from .dataset import ImageData
 from .default import load_default
-from .folder import load_image_folder
+from .folder import decode_folder, list_folder, load_image_folder
+from .stream import StreamedFolder, choose_mode
 
 # kind: (what follows the colon, what it is); "default" takes no path.
 SOURCES = {
@@ -19,11 +23,35 @@ KINDS = tuple(SOURCES)
 SPECS = " | ".join(f"{kind}:{path}" if path else kind for kind, (path, _) in SOURCES.items())
 
 
-def load_data(spec: str, image_size: int = 32) -> ImageData:
-    """Load the dataset a ``--data`` string names; ``image_size`` applies to image folders."""
+def _parse(spec: str) -> tuple[str, str]:
     kind, _, path = spec.partition(":")
     if kind not in KINDS or (kind == "default") == bool(path):
         raise UsageError(f"--data {spec!r}: expected {SPECS}")
+    return kind, path
+
+
+def open_data(spec: str, image_size: int, mode: str = "auto", run_dir: Path | None = None,
+              log: Callable[[str], None] = print, subset: int | None = None,
+              ) -> tuple[ImageData | StreamedFolder, str, str]:  # fmt: skip
+    """The dataset a ``--data`` string names, in memory or streamed (``stream.choose_mode``; only ``folder:``
+    sources stream), and why: (data, "memory" | "stream", reason). ``subset``: the training images used."""
+    kind, path = _parse(spec)
+    if kind != "folder":
+        if mode == "stream":
+            raise UsageError(f"--data-mode stream: only folder: sources stream ({kind} is held in memory); "
+                             "give --data folder:PATH or --data-mode memory")  # fmt: skip
+        return load_data(spec, image_size), "memory", f"{kind} sources are held in memory"
+    train, test = list_folder(path, run_dir, log)
+    used = len(train) if subset is None else min(subset, len(train))
+    chosen, why = choose_mode(used, image_size, mode)
+    if chosen == "memory":
+        return decode_folder(Path(path), train, test, image_size), chosen, why
+    return StreamedFolder(Path(path).name, train.listing.classes, train, image_size, test=test), chosen, why
+
+
+def load_data(spec: str, image_size: int = 32) -> ImageData:
+    """Load the dataset a ``--data`` string names, in memory; ``image_size`` applies to image folders."""
+    kind, path = _parse(spec)
     if kind == "default":
         return load_default()
     if kind == "cifar10":

@@ -22,7 +22,7 @@ from ..errors import UnknownArgument, UsageError
 # bitwise equality with an uninterrupted run.
 EXECUTION = (
     "device", "threads", "compile", "channels_last", "eval_every", "tta", "save_every", "keep_checkpoints",
-    "dist_timeout", "out",
+    "dist_timeout", "workers", "out",
 )  # fmt: skip
 
 TTA = ("none", "flip", "flip-translate", "ten-crop")  # as resnetlab.evaluation.TTA (config imports no torch)
@@ -80,6 +80,12 @@ class TrainConfig:
     data: str = _f("default", f"{SPECS} (default: the embedded digits)")
     subset: int | None = _f(None, "train on the first N training images only", metavar="N")
     val_split: int = _f(0, "hold N training images out for validation (paper: 5000)", metavar="N")
+    data_mode: str = _f("auto", "folder: sources: decode every image into memory before training, or stream them "
+                        "from disk in worker processes; auto: in memory when the decoded training set takes at most "
+                        "25% of physical memory and 4 GB", choices=("auto", "memory", "stream"))  # fmt: skip
+    workers: int | None = _f(None, "processes decoding a streamed folder (default: this process's share of the "
+                             "CPU cores minus its torch threads, at least 1; 0: in this process)",
+                             metavar="N")  # fmt: skip
     image_size: int | None = _f(None, "side in pixels for image folders (default: the model's)", metavar="PX")
     recipe: str = _f("paper-cifar", "the named recipe the other fields start from", choices=tuple(RECIPES))
     epochs: int | None = _f(None, "passes over the training set", metavar="N", group="budget")
@@ -156,6 +162,10 @@ class TrainConfig:
             allowed = f.metadata.get("choices")
             if allowed and getattr(self, f.name) not in allowed:
                 raise UsageError(f"{f.name} must be one of {', '.join(allowed)}, got {getattr(self, f.name)!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise UsageError(
+                f"workers must be an integer >= 0 (0: decode in the training process), got {self.workers!r}"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise UsageError("lr must be > 0, weight_decay >= 0 and label_smoothing in [0, 1)")
         if not isinstance(self.small_size, int) or self.small_size < 0 or 0 < self.small_size < 8:

@@ -18,6 +18,7 @@ from typing import Protocol
 from torch import Tensor, nn
 
 from ..data import ImageData
+from ..data.stream import StreamedFolder
 from ..errors import UsageError
 from .config import TrainConfig
 from .distributed import World
@@ -31,7 +32,7 @@ class SessionView(Protocol):
 
     config: TrainConfig  # the run's config, as requested
     world: World
-    data: ImageData
+    data: ImageData | StreamedFolder
     model: nn.Module  # the trained model (not wrapped by DDP or compiled)
     evaluated: nn.Module  # what is evaluated and shipped: the model, unless a hook puts e.g. its average here
     state: RunState  # read it when needed: a resume replaces it after ``on_start``

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..evaluation import autocast, evaluate, torch_predictor
+from ..data.stream import StreamLoader
+from ..errors import DataError
+from ..evaluation import autocast, evaluate_batches, shard, torch_predictor
 from ..plots import plot_curves
 from . import hooks as hooks_module
 from .config import TrainConfig
@@ -45,10 +47,10 @@ def _train(s: Session) -> dict:
     config, state, data, world = s.config, s.state, s.data, s.world
     processes = "" if world.size == 1 else f" per process × {world.size} processes ({_sync_note(config.sync_bn)})"
     s.log(
-        f"resnetlab {config.model} on {data.name}: {len(data.y_train)} training images, "
-        f"{0 if data.y_val is None else len(data.y_val)} validation, "
-        f"{0 if data.y_test is None else len(data.y_test)} test; {s.total} iterations ({s.n_epochs} epochs of "
-        f"{s.loader.steps_per_epoch}) on {s.device}, {torch.get_num_threads()} threads{processes}"
+        f"resnetlab {config.model} on {data.name}: {data.split_size('train')} training images, "
+        f"{data.split_size('val')} validation, {data.split_size('test')} test; {s.total} iterations "
+        f"({s.n_epochs} epochs of {s.loader.steps_per_epoch}) on {s.device}, {torch.get_num_threads()} threads"
+        f"{processes}"
     )
     s.log(f"config:\n{config}")
 
@@ -63,22 +65,27 @@ def _train(s: Session) -> dict:
                 shown = sys.stdout.isatty() and world.main
                 bar = tqdm(total=steps, initial=state.step, desc=f"epoch {state.epoch + 1}/{s.n_epochs}",
                            leave=False, disable=not shown, dynamic_ncols=True)  # fmt: skip
-                tick, seen_at_tick = time.perf_counter(), state.seen
-                for step, x, y in s.loader.batches(state.epoch, state.step, steps):
+                tick = time.perf_counter()
+                for step, x, y in _timed(s.loader.batches(state.epoch, state.step, steps), s):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
                     lr = s.hooks.learning_rate(state.iteration, learning_rate(config, state.iteration, s.total))
                     x = s.hooks.transform_inputs(s.normalize(x))
                     stop = sgd_step(s, step, x, y, lr, interrupt["requested"])
+                    s.images += len(y) * world.size
+                    check_reads(s, first=(state.iteration - 1) * config.batch_size < READS_CHECKED_AT
+                                <= state.iteration * config.batch_size)  # fmt: skip
                     bar.update(1)
+                    spent = s.train_s + time.perf_counter() - tick
                     bar.set_postfix(loss=f"{state.loss_sum / state.seen:.3f}",
                                     acc=f"{100 - 100 * state.errors / state.seen:.1f}%", lr=f"{lr:.3g}",
-                                    img_s=f"{(state.seen - seen_at_tick) / (time.perf_counter() - tick):.0f}",
+                                    img_s=f"{s.images / spent:.0f}", data=f"{100 * s.wait_s / spent:.0f}%",
                                     refresh=False)  # fmt: skip
                     if config.save_every and state.iteration % config.save_every == 0:
                         s.save()
                     if stop:
                         break
                 bar.close()
+                s.train_s += time.perf_counter() - tick
                 if state.step == s.loader.steps_per_epoch or state.iteration == s.total:
                     end_epoch(s, lr)
             if stop:
@@ -95,7 +102,9 @@ def _train(s: Session) -> dict:
         # (a lost process, a second Ctrl-C): the forward may have moved BN's running statistics past the
         # iteration the state records.
         if not isinstance(leaving, NonFiniteLoss) and not s.in_step and 0 < state.iteration != s.saved_at:
-            _save_on_the_way_out(s, leaving, together=leaving is None or isinstance(leaving, TrainingInterrupted))
+            _save_on_the_way_out(
+                s, leaving, together=leaving is None or isinstance(leaving, (TrainingInterrupted, UnreadableFiles))
+            )
     s.log(f"done: {s.out}")
     return state.metrics[-1] if state.metrics else {}
 
@@ -159,11 +168,19 @@ def end_epoch(s: Session, lr: float) -> None:
     last = state.iteration == s.total
     if last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0):
         predict = torch_predictor(s.evaluated, s.normalize, s.device, s.run.precision)
-        for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-            if x is not None and y is not None:  # every process evaluates its slice of the split
-                result = evaluate(predict, x, y, data.class_names, config.tta)
+        for split in ("val", "test"):
+            if data.split_size(split):  # every process evaluates its slice of the split
+                lo, hi = shard(data.split_size(split))
+                batches = data.eval_batches(split, lo, hi, EVAL_BATCH, *([s.loader.workers] if s.streamed else []))
+                result = evaluate_batches(predict, batches, data.class_names, config.tta)
                 record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)
+    record["images_per_s"] = round(s.images / max(s.train_s, 1e-9), 1)
+    record["data_wait_s"] = round(s.wait_s, 3)
+    if s.streamed:
+        record["bad_files"] = check_reads(s, first=False, always=True)
+    s.train_s = s.wait_s = 0.0
+    s.images = 0
     s.hooks.on_epoch_end(record)
     state.next_epoch()
     improved = record["val_error"] is not None and (
@@ -190,9 +207,50 @@ def _write_epoch(s: Session, record: dict, lr: float, last: bool) -> None:
         + [f"{k} {config.tta} {100 * record[f'{k}_error_tta']:.2f}%" for k in ("val", "test")
            if record[f"{k}_error_tta"] is not None]
         + ([f"grad norm {record['grad_norm']:.3g}"] if record["grad_norm"] is not None else [])
-        + [f"lr {lr:.4g}", f"{record['time_s']:.0f}s"]
+        + [f"lr {lr:.4g}", f"{record['images_per_s']:.0f} img/s", f"data wait {record['data_wait_s']:.1f}s",
+           f"{record['time_s']:.0f}s"]
+        + ([f"{record['bad_files']} unreadable files"] if record["bad_files"] else [])
         + ([] if last else [f"eta {_duration(s.remaining_s())}"])
     ))  # fmt: skip
+
+
+READS_CHECKED_AT = 1000  # files read before the first check of unreadable ones (then at every epoch's end)
+BAD_FRACTION = 0.01  # unreadable files above this fraction stop the run
+EVAL_BATCH = 500
+
+
+class UnreadableFiles(DataError):
+    """Too many unreadable files: every process stops at the same step (the count is agreed)."""
+
+
+def check_reads(s: Session, first: bool, always: bool = False) -> int | None:
+    """The unreadable files of a streamed folder, summed over every process, after the first 1,000 files
+    (``first``) and at each epoch's end (``always``): above 1% the run stops (after its checkpoint) with one
+    line naming the count and the first files. Returns the count (None when nothing was checked)."""
+    if not s.streamed or not (first or always):
+        return None
+    loader = s.loader
+    assert isinstance(loader, StreamLoader)
+    bad, read = s.world.all_sum([float(len(loader.bad)), float(loader.read)], s.device)
+    if bad > BAD_FRACTION * read:
+        first_files = ", ".join(list(loader.bad)[:3])
+        raise UnreadableFiles(
+            f"{int(bad)} of {int(read)} files read ({100 * bad / read:.1f}%, over {100 * BAD_FRACTION:.0f}%) could not "
+            f"be decoded, e.g. {first_files}: repair or remove them (the warnings name each), then continue with "
+            f"--resume {s.out}"
+        )
+    return int(bad)
+
+
+def _timed(batches: Iterator[tuple[int, Tensor, Tensor]], s: Session) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """``batches``, adding the time spent waiting for each to ``s.wait_s``."""
+    while True:
+        start = time.perf_counter()
+        item = next(batches, None)
+        s.wait_s += time.perf_counter() - start
+        if item is None:
+            return
+        yield item
 
 
 def _sync_note(sync_bn: bool) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 COLUMNS = (
     "epoch", "iteration", "train_loss", "train_error", "val_error", "test_error", "val_error_tta", "test_error_tta",
-    "lr", "grad_norm", "time_s",
+    "lr", "grad_norm", "time_s", "images_per_s", "data_wait_s", "bad_files",
 )  # fmt: skip
 
 

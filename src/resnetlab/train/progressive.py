@@ -15,7 +15,7 @@ class ProgressiveResizing(Hook):
         self.size, self.until = size, until
 
     def on_start(self, session: SessionView) -> None:
-        side = tuple(session.data.x_train.shape[-2:])
+        side = tuple(session.data.image_shape[-2:])
         if self.size >= min(side):
             raise UsageError(
                 f"--small-size {self.size}: give fewer pixels than the training images' {side}, or 0 for no "

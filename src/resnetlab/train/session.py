@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,8 @@ from torch import Tensor, nn
 
 from .. import hardware
 from ..data import EpochLoader, ImageData, normalizer
+from ..data.folder import keep_listing
+from ..data.stream import StreamedFolder, StreamLoader
 from ..errors import UsageError
 from ..hardware import resolve_device
 from ..models import model_family
@@ -46,6 +49,7 @@ class Resolved:
     warmup_lr: float | None  # the constant warm-up of Sec. 4.2, or None
     reason: str  # why this precision
     cpu: str
+    data_mode: str = "memory"  # memory | stream (--data-mode auto: the choice of data.stream.choose_mode)
 
 
 def resolve(config: TrainConfig, device: torch.device, saved: dict | None) -> Resolved:
@@ -84,10 +88,10 @@ class Session:
     world: World
     device: torch.device
     log: Log
-    data: ImageData
+    data: ImageData | StreamedFolder
     mean: list[float]  # the normalization, per channel, from the training images
     std: list[float]
-    loader: EpochLoader
+    loader: EpochLoader | StreamLoader
     model: nn.Module  # the trained model, as built: checkpoints and evaluation use it
     forward: Callable[[Tensor], Tensor]  # what the steps call: the model under DDP and torch.compile
     optimizer: torch.optim.Optimizer
@@ -97,11 +101,19 @@ class Session:
     evaluated: nn.Module  # evaluated and shipped: the model, or what a hook puts here (its weight average)
     saved_at: int = -1  # the iteration of the newest checkpoint: written by this process, or resumed from
     in_step: bool = False  # True from a step's first change until the step is whole
+    # this epoch in this session: seconds in training steps (evaluation excluded) and waiting for data, images
+    train_s: float = 0.0
+    wait_s: float = 0.0
+    images: int = 0
 
     def __post_init__(self) -> None:
         self.normalize = normalizer(self.mean, self.std, self.device, self.run.channels_last)
         self.n_epochs = math.ceil(self.total / self.loader.steps_per_epoch)
         self.started, self.started_at = time.perf_counter(), self.state.iteration
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.loader, StreamLoader)
 
     def elapsed_s(self) -> float:
         """Compute time of the whole run: the sessions before this one, and this one so far."""
@@ -178,12 +190,16 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
     device = distributed.start(world, resolve_device(config.device), config.dist_timeout)
     session: Session | None = None
     try:
-        run = resolve(config, device, _saved_resolution(out) if resume else None)
-        data, mean, std = prepare_data(config, image_size)
+        saved = _saved_resolution(out) if resume else None
+        run = resolve(config, device, saved)
+        log = Log(out / "train.log", enabled=world.main)
+        mode = saved.get("data_mode", "memory") if saved and config.data_mode == "auto" else config.data_mode
+        prepared = prepare_data(config, image_size, out, log, mode, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        data, mean, std = prepared.data, prepared.mean, prepared.std
+        run = replace(run, data_mode=prepared.mode)
         _check_data(config, data, world)
 
         out.mkdir(parents=True, exist_ok=True)  # a run folder always holds a complete config.json
-        log = Log(out / "train.log", enabled=world.main)
         if not resume and world.main:
             write_json(out / "config.json", {"config": config.to_json(), "resolved": asdict(run), "command": sys.argv,
                                              "provenance": provenance(device)})  # fmt: skip
@@ -194,16 +210,18 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
         if run.warmup_lr is not None:
             log(f"warm-up (Sec. 4.2): lr {run.warmup_lr} until the training error is below "
                 f"{100 * config.warmup_error:.0f}%, then the schedule's")  # fmt: skip
+        log(f"data: {prepared.mode} ({prepared.why})" + (
+            f"; {prepared.workers} worker processes decode, beside {torch.get_num_threads()} torch threads"
+            if prepared.mode == "stream" else ""))  # fmt: skip
+        if isinstance(data, StreamedFolder) and world.main:
+            keep_listing(data.train, out)
 
         model = build_model(config, data, log, channels_last=run.channels_last).to(device)
         if world.size > 1 and config.sync_bn:
             convert_sync_batchnorm(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                     nesterov=config.nesterov, weight_decay=config.weight_decay)  # fmt: skip
-        loader = EpochLoader(  # on the device: augmentation runs there, on whole batches; each rank its slice
-            data.x_train.to(device), data.y_train.to(device), config.batch_size, config.seed, data.augmentation,
-            world.rank, world.size,
-        )  # fmt: skip
+        loader = _loader(config, prepared, device, world, log)
         session = Session(
             config, run, out, world, device, log, data, mean, std, loader, model,
             forward=training_forward(_data_parallel(model, world, device), run.compile), optimizer=optimizer,
@@ -226,6 +244,22 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
         distributed.stop(world)
 
 
+def _loader(config: TrainConfig, prepared, device: torch.device, world: World, log: Log
+            ) -> EpochLoader | StreamLoader:  # fmt: skip
+    """The training batches, this rank's slice of each global batch; pad-crop-flip runs on the device, on whole
+    batches: from the images in memory, or from files decoded by worker processes."""
+    data = prepared.data
+    if isinstance(data, StreamedFolder):
+        loader = StreamLoader(data.train, data.size, config.batch_size, config.seed, data.augmentation, world.rank,
+                              world.size, prepared.workers, device, warn=log.warn)  # fmt: skip
+        if loader.dropped:
+            log(f"data: {loader.dropped} of {len(data.train)} training files are left out of each epoch (fewer than "
+                f"one global batch of {config.batch_size}; a new order each epoch)")  # fmt: skip
+        return loader
+    return EpochLoader(data.x_train.to(device), data.y_train.to(device), config.batch_size, config.seed,
+                       data.augmentation, world.rank, world.size)  # fmt: skip
+
+
 def _data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
     """What the steps call: ``model`` under DDP when there are several processes; ``model`` itself is kept
     apart (nanoGPT's raw_model) for checkpoints and evaluation."""
@@ -244,9 +278,9 @@ def _saved_resolution(out: Path) -> dict | None:
         return None
 
 
-def _check_data(config: TrainConfig, data: ImageData, world: World) -> None:
+def _check_data(config: TrainConfig, data: ImageData | StreamedFolder, world: World) -> None:
     """What the data must allow, checked before anything is written."""
-    n = len(data.y_train)
+    n = data.split_size("train")
     largest = n - n % world.size  # the global batch divides among the processes
     if config.batch_size > largest:
         raise UsageError(

@@ -11,6 +11,7 @@ import platform
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,7 +19,9 @@ from torch import nn
 
 from .. import pretrained
 from ..checkpoints import load_state_dict_file
-from ..data import ImageData, channel_stats, load_data
+from ..data import ImageData, channel_stats
+from ..data.sources import open_data
+from ..data.stream import StreamedFolder
 from ..errors import UsageError
 from ..hardware import describe
 from ..models import check_model_args, create_model, default_input_size, run_model_kwargs
@@ -64,25 +67,59 @@ def git_state(folder: Path = Path(__file__).parent) -> dict:
 
 class Log:
     """Print to the console and append the same line to ``train.log`` (on rank 0 of a data-parallel run
-    only: ``enabled=False`` elsewhere, where errors alone are printed)."""
+    only: ``enabled=False`` elsewhere, where errors alone are printed). Lines said before the run folder
+    exists are written into it with the first line after."""
 
     def __init__(self, path: Path, enabled: bool = True):
         self.path, self.enabled = path, enabled
+        self.pending: list[str] = []
 
     def __call__(self, message: str = "") -> None:
         if not self.enabled:
             return
         print(message, flush=True)
-        with open(self.path, "a") as f:
-            f.write(message + "\n")
+        self.pending.append(message)
+        if self.path.parent.is_dir():
+            with open(self.path, "a") as f:
+                f.write("".join(line + "\n" for line in self.pending))
+            self.pending = []
+
+    def warn(self, message: str) -> None:
+        """A warning: in the log on rank 0, on the standard error elsewhere."""
+        if self.enabled:
+            self(f"warning: {message}")
+        else:
+            print(f"resnetlab: warning: {message}", file=sys.stderr, flush=True)
 
 
-def prepare_data(config: TrainConfig, image_size: int) -> tuple[ImageData, list[float], list[float]]:
-    """The run's data (its subset and validation split) and the per-channel mean and std of its training
-    images, on the [0, 1] scale."""
-    data = load_data(config.data, image_size).subset(config.subset).split_validation(config.val_split)
-    mean, std = channel_stats(data.x_train)
-    return data, mean, [max(s, 1e-3) for s in std]
+@dataclass(frozen=True)
+class Data:
+    """The run's data (its subset and validation split, in memory or streamed), the per-channel mean and std
+    of its training images on the [0, 1] scale, and how it is read."""
+
+    data: ImageData | StreamedFolder
+    mean: list[float]
+    std: list[float]
+    mode: str  # memory | stream
+    why: str
+    workers: int  # processes decoding a streamed folder (0 in memory)
+
+
+def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode: str, local_size: int) -> Data:
+    """The run's ``Data``; ``mode``: the requested data mode (a resume's: the one it started with);
+    ``local_size``: the processes sharing this machine's cores."""
+    data, mode, why = open_data(config.data, image_size, mode, out, log, config.subset)
+    data = data.subset(config.subset).split_validation(config.val_split)
+    workers = 0
+    if isinstance(data, StreamedFolder):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = (
+            config.workers if config.workers is not None else max(1, cores // local_size - torch.get_num_threads())
+        )
+        mean, std = data.stats(workers)
+    else:
+        mean, std = channel_stats(data.x_train)
+    return Data(data, mean, [max(s, 1e-3) for s in std], mode, why, workers)
 
 
 def model_input_size(config: TrainConfig) -> int:
