@@ -131,3 +131,46 @@ def fault() -> Fault:
     """RESNETLAB_TEST_HOOKS factory: $RESNETLAB_TEST_FAULT = KIND:RANK:ITERATION (see Fault)."""
     kind, rank, iteration = os.environ["RESNETLAB_TEST_FAULT"].split(":")
     return Fault(kind, int(rank), int(iteration))
+
+
+class SignalAt(Hook):
+    """A real signal just before step ``iteration`` (from 0): ``INT`` to this process's whole group, as a
+    terminal's Ctrl-C reaches every process (data workers and, under torchrun, the launcher and every rank;
+    sent by rank 0 alone); ``KILL`` to this process alone."""
+
+    def __init__(self, name: str, iteration: int):
+        self.name_, self.iteration = name, iteration
+
+    def learning_rate(self, iteration: int, lr: float) -> float:
+        if iteration == self.iteration and os.environ.get("RANK", "0") == "0":
+            if self.name_ == "INT":
+                os.killpg(os.getpgrp(), signal.SIGINT)
+            else:
+                os.kill(os.getpid(), getattr(signal, f"SIG{self.name_}"))
+        return lr
+
+
+def signal_at() -> SignalAt:
+    """RESNETLAB_TEST_HOOKS factory: $RESNETLAB_TEST_SIGNAL = NAME:ITERATION (see SignalAt)."""
+    name, iteration = os.environ["RESNETLAB_TEST_SIGNAL"].split(":")
+    return SignalAt(name, int(iteration))
+
+
+class Rows(Hook):
+    """The listing rows of every batch a streamed run trained on, one JSON line per step in
+    ``$RESNETLAB_TEST_ROWS/rank<r>.jsonl`` (appended: a resumed run adds its steps)."""
+
+    def on_start(self, session) -> None:
+        self.session = session
+        self.path = Path(os.environ["RESNETLAB_TEST_ROWS"]) / f"rank{session.world.rank}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def after_step(self, state, step: Step) -> None:
+        rows = self.session.loader.last_rows.tolist()
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"iteration": state.iteration, "epoch": state.epoch, "rows": rows}) + "\n")
+
+
+def rows() -> Rows:
+    """RESNETLAB_TEST_HOOKS factory: see Rows."""
+    return Rows()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -96,8 +97,9 @@ class StreamedFolder:
         files = self.val if split == "val" else self.test
         assert files is not None, split
         keys = [(i, min(i + batch_size, hi)) for i in range(lo, hi, batch_size)]
-        reader = _Reader(files, self.size)
-        for x, y, bad in DataLoader(reader, batch_size=None, sampler=keys, **_worker_options(workers)):
+        reader = _Reader(files, self.size, Reading(workers))
+        for x, y, bad in reader.reading.each(DataLoader(reader, batch_size=None, sampler=keys,
+                                                        **_worker_options(workers))):  # fmt: skip
             for path, reason in bad:
                 print(f"resnetlab: warning: {path} is unreadable ({reason}): left out of the evaluation")
             yield x, y
@@ -107,11 +109,12 @@ class StreamedFolder:
         choice: seed 0), so that a resumed run computes the same normalization."""
         n = len(self.train)
         rows = np.sort(np.random.default_rng(0).permutation(n)[: min(n, STATS_SAMPLE)])
-        sample = _Reader(self.train.take(rows), self.size)
+        sample = _Reader(self.train.take(rows), self.size, Reading(workers))
         total = torch.zeros(3, dtype=torch.float64)
         squares, count = torch.zeros(3, dtype=torch.float64), 0
         keys = [(i, min(i + 100, len(rows))) for i in range(0, len(rows), 100)]
-        for x, _, _ in DataLoader(sample, batch_size=None, sampler=keys, **_worker_options(workers)):
+        loader = DataLoader(sample, batch_size=None, sampler=keys, **_worker_options(workers))
+        for x, _, _ in sample.reading.each(loader):
             x = x.to(torch.float64).div_(255).transpose(0, 1).reshape(3, -1)
             total, squares, count = total + x.sum(1), squares + x.square().sum(1), count + x.shape[1]
         mean = total / max(count, 1)
@@ -119,17 +122,66 @@ class StreamedFolder:
         return mean.tolist(), std.tolist()
 
 
+class Reading:
+    """Which file each worker process is decoding, in shared memory (a pid and a path per worker), so that a
+    worker that dies can be named by its file; ``each`` iterates a DataLoader and reports such a death."""
+
+    def __init__(self, workers: int):
+        self.table = torch.zeros(max(workers, 1), 1024, dtype=torch.uint8).share_memory_()
+
+    def decode(self, path: str, size: int) -> np.ndarray:
+        info = get_worker_info()
+        if info is None:
+            return load_image(path, size)
+        name = os.fsencode(path)[: self.table.shape[1] - 8]
+        slot = self.table[info.id]
+        slot[:8] = torch.tensor([os.getpid()], dtype=torch.int64).view(torch.uint8)
+        slot[8 : 8 + len(name)] = torch.frombuffer(bytearray(name), dtype=torch.uint8)
+        slot[8 + len(name) :] = 0
+        try:
+            return load_image(path, size)
+        finally:
+            slot[8:] = 0
+
+    def each(self, loader: DataLoader) -> Iterator:
+        """The items of ``loader``; a worker's death is a ``DataError`` naming the file it was reading."""
+        items = iter(loader)
+        _quiet_sigchld()
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except RuntimeError as e:
+                raise self.died(e) from None
+            yield item
+
+    def died(self, e: RuntimeError) -> Exception:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if not message.startswith("DataLoader worker"):
+            return e
+        pids = {int(p) for p in re.findall(r"\d+", message.partition("pid")[2].partition(")")[0])}
+        reading = []
+        for slot in self.table:
+            pid = int(slot[:8].view(torch.int64))
+            path = bytes(slot[8:].tolist()).rstrip(b"\0")
+            if path and (pid in pids or not pids):
+                reading.append(os.fsdecode(path))
+        what = f"while reading {', '.join(reading)}" if reading else "between files"
+        return DataError(f"a data worker process died {what} ({message}); try fewer --workers or check that file")
+
+
 class _Reader(Dataset):
     """Key (i, j) → files i to j of ``files`` decoded: (images, labels, [(path, reason)] of the unreadable)."""
 
-    def __init__(self, files: FileSet, size: int):
-        self.files, self.size = files, size
+    def __init__(self, files: FileSet, size: int, reading: Reading):
+        self.files, self.size, self.reading = files, size, reading
 
     def __getitem__(self, key: tuple[int, int]):
         images, labels, bad = [], [], []
         for i in range(*key):
             try:
-                images.append(load_image(self.files.path(i), self.size))
+                images.append(self.reading.decode(self.files.path(i), self.size))
                 labels.append(int(self.files.labels[i]))
             except UNREADABLE as e:
                 bad.append((self.files.path(i), _reason(e)))
@@ -144,13 +196,10 @@ def _reason(e: BaseException) -> str:
 class Batches(Dataset):
     """Worker side of ``StreamLoader``: key (epoch, step) → this process's rows of that global batch, decoded,
     with the listing rows it read and the files it could not (each replaced by the next file of this
-    process's order for the epoch, so that the batch stays full).
-
-    ``reading`` (shared memory: a pid and a path per worker) says which file each worker is decoding, so
-    that a worker that dies can be named by it."""
+    process's order for the epoch, so that the batch stays full)."""
 
     def __init__(self, files: FileSet, size: int, seed: int, batch_size: int, rank: int, world_size: int,
-                 reading: Tensor):  # fmt: skip
+                 reading: Reading):  # fmt: skip
         self.files, self.size, self.seed, self.batch_size = files, size, seed, batch_size
         self.lo, self.hi = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
         self.reading = reading
@@ -174,7 +223,7 @@ class Batches(Dataset):
             for tries in range(len(order)):
                 row = int(order[(step * per + k + tries) % len(order)])
                 try:
-                    x[k] = torch.from_numpy(self._decode(row))
+                    x[k] = torch.from_numpy(self.reading.decode(self.files.path(row), self.size))
                     rows[k] = row
                     break
                 except UNREADABLE as e:
@@ -184,19 +233,16 @@ class Batches(Dataset):
         labels = torch.from_numpy(self.files.labels[rows.numpy()].astype(np.int64))
         return x.permute(0, 3, 1, 2).contiguous(), labels, rows, bad
 
-    def _decode(self, row: int) -> np.ndarray:
-        info = get_worker_info()
-        if info is None:
-            return load_image(self.files.path(row), self.size)
-        path = os.fsencode(self.files.path(row))[: self.reading.shape[1] - 8]
-        slot = self.reading[info.id]
-        slot[:8] = torch.tensor([os.getpid()], dtype=torch.int64).view(torch.uint8)
-        slot[8 : 8 + len(path)] = torch.frombuffer(bytearray(path), dtype=torch.uint8)
-        slot[8 + len(path) :] = 0
-        try:
-            return load_image(self.files.path(row), self.size)
-        finally:
-            slot[8:] = 0
+
+def _quiet_sigchld() -> None:
+    """Remove the SIGCHLD handler the DataLoader installs: it raises a worker's death wherever the main thread
+    is, mid-step too, where no checkpoint can be taken. Without it the wait for the next batch reports the
+    death (torch checks its workers every 5 s while it waits), between two steps."""
+    handler = signal.getsignal(signal.SIGCHLD)
+    if threading.current_thread() is threading.main_thread() and getattr(handler, "__module__", "").startswith(
+        "torch."
+    ):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 def _quiet_worker(worker_id: int) -> None:
@@ -239,10 +285,9 @@ class StreamLoader:
         self.files, self.batch_size, self.seed, self.augment = files, batch_size, seed, augment
         self.rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
         self.device, self.warn, self.workers = device, warn, workers
-        self.reading = torch.zeros(max(workers, 1), 1024, dtype=torch.uint8).share_memory_()
-        self.dataset = Batches(files, size, seed, batch_size, rank, world_size, self.reading)
+        self.dataset = Batches(files, size, seed, batch_size, rank, world_size, Reading(workers))
         self.keys = _Keys()
-        self.loader = DataLoader(self.dataset, batch_size=None, sampler=self.keys,  # type: ignore[arg-type]
+        self.loader = DataLoader(self.dataset, batch_size=None, sampler=self.keys,
                                  **_worker_options(workers, device.type == "cuda", persistent=True))  # fmt: skip
         self.bad: dict[str, str] = {}
         self.read = 0
@@ -261,12 +306,9 @@ class StreamLoader:
         """(step, images, labels) for steps ``start`` to ``stop`` (default: the epoch's end) of ``epoch``."""
         stop = self.steps_per_epoch if stop is None else stop
         self.keys.keys = [(epoch, step) for step in range(start, stop)]
-        batches = iter(self.loader)
+        batches = self.dataset.reading.each(self.loader)
         for step in range(start, stop):
-            try:
-                x, y, rows, bad = next(batches)
-            except RuntimeError as e:
-                raise self._worker_died(e) from None
+            x, y, rows, bad = next(batches)
             self._count(bad, len(y))
             self.last_rows = rows
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -280,18 +322,3 @@ class StreamLoader:
             if path not in self.bad:
                 self.bad[path] = reason
                 self.warn(f"skipped unreadable file {path} ({reason}); the next file of the epoch takes its place")
-
-    def _worker_died(self, e: RuntimeError) -> Exception:
-        """A worker that died (killed for memory, a decoder crash) as one line naming the file it was reading."""
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if not message.startswith("DataLoader worker"):
-            return e
-        pids = {int(p) for p in re.findall(r"\d+", message.partition("pid")[2].partition(")")[0])}
-        reading = []
-        for slot in self.reading:
-            pid = int(slot[:8].view(torch.int64))
-            path = bytes(slot[8:].tolist()).rstrip(b"\0")
-            if path and (pid in pids or not pids):
-                reading.append(os.fsdecode(path))
-        what = f"while reading {', '.join(reading)}" if reading else "between files"
-        return DataError(f"a data worker process died {what} ({message}); try fewer --workers or check that file")

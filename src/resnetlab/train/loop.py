@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.stream import StreamLoader
+from ..data.stream import StreamedFolder, StreamLoader
 from ..errors import DataError
 from ..evaluation import autocast, evaluate_batches, shard, torch_predictor
 from ..plots import plot_curves
@@ -72,8 +72,10 @@ def _train(s: Session) -> dict:
                     x = s.hooks.transform_inputs(s.normalize(x))
                     stop = sgd_step(s, step, x, y, lr, interrupt["requested"])
                     s.images += len(y) * world.size
-                    check_reads(s, first=(state.iteration - 1) * config.batch_size < READS_CHECKED_AT
-                                <= state.iteration * config.batch_size)  # fmt: skip
+                    if s.streamed and (state.iteration - 1) * config.batch_size < READS_CHECKED_AT <= (
+                        state.iteration * config.batch_size
+                    ):
+                        stop_if_unreadable(s, *count_unreadable(s))
                     bar.update(1)
                     spent = s.train_s + time.perf_counter() - tick
                     bar.set_postfix(loss=f"{state.loss_sum / state.seen:.3f}",
@@ -171,14 +173,18 @@ def end_epoch(s: Session, lr: float) -> None:
         for split in ("val", "test"):
             if data.split_size(split):  # every process evaluates its slice of the split
                 lo, hi = shard(data.split_size(split))
-                batches = data.eval_batches(split, lo, hi, EVAL_BATCH, *([s.loader.workers] if s.streamed else []))
+                if isinstance(data, StreamedFolder):  # decoded by as many processes as the training batches
+                    batches = data.eval_batches(split, lo, hi, EVAL_BATCH, getattr(s.loader, "workers", 0))
+                else:
+                    batches = data.eval_batches(split, lo, hi, EVAL_BATCH)
                 result = evaluate_batches(predict, batches, data.class_names, config.tta)
                 record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)
     record["images_per_s"] = round(s.images / max(s.train_s, 1e-9), 1)
     record["data_wait_s"] = round(s.wait_s, 3)
-    if s.streamed:
-        record["bad_files"] = check_reads(s, first=False, always=True)
+    unreadable = count_unreadable(s) if s.streamed else None
+    if unreadable is not None:
+        record["bad_files"] = int(unreadable[0])
     s.train_s = s.wait_s = 0.0
     s.images = 0
     s.hooks.on_epoch_end(record)
@@ -192,6 +198,8 @@ def end_epoch(s: Session, lr: float) -> None:
         _write_epoch(s, record, lr, last)
     if config.save_every is None or improved:  # best is chosen on validation error only, never test
         s.save(best=improved)
+    if unreadable is not None:
+        stop_if_unreadable(s, *unreadable)
 
 
 def _write_epoch(s: Session, record: dict, lr: float, last: bool) -> None:
@@ -223,23 +231,24 @@ class UnreadableFiles(DataError):
     """Too many unreadable files: every process stops at the same step (the count is agreed)."""
 
 
-def check_reads(s: Session, first: bool, always: bool = False) -> int | None:
-    """The unreadable files of a streamed folder, summed over every process, after the first 1,000 files
-    (``first``) and at each epoch's end (``always``): above 1% the run stops (after its checkpoint) with one
-    line naming the count and the first files. Returns the count (None when nothing was checked)."""
-    if not s.streamed or not (first or always):
-        return None
+def count_unreadable(s: Session) -> tuple[float, float]:
+    """(unreadable files, files read) of a streamed folder so far, summed over every process."""
     loader = s.loader
     assert isinstance(loader, StreamLoader)
     bad, read = s.world.all_sum([float(len(loader.bad)), float(loader.read)], s.device)
+    return bad, read
+
+
+def stop_if_unreadable(s: Session, bad: float, read: float) -> None:
+    """Above 1% of the files read, unreadable ones stop the run (after its checkpoint) with one line naming the
+    count and the first files; checked after the first 1,000 files and at each epoch's end."""
     if bad > BAD_FRACTION * read:
-        first_files = ", ".join(list(loader.bad)[:3])
+        assert isinstance(s.loader, StreamLoader)
         raise UnreadableFiles(
             f"{int(bad)} of {int(read)} files read ({100 * bad / read:.1f}%, over {100 * BAD_FRACTION:.0f}%) could not "
-            f"be decoded, e.g. {first_files}: repair or remove them (the warnings name each), then continue with "
-            f"--resume {s.out}"
+            f"be decoded, e.g. {', '.join(list(s.loader.bad)[:3])}: repair or remove them (the warnings name each), "
+            f"then continue with --resume {s.out}"
         )
-    return int(bad)
 
 
 def _timed(batches: Iterator[tuple[int, Tensor, Tensor]], s: Session) -> Iterator[tuple[int, Tensor, Tensor]]:

@@ -150,6 +150,8 @@ class Session:
             }
             keep = self.config.keep_checkpoints
             save(self.out / "checkpoints", self.state, self.trained(), meta, best=best, keep=keep)
+        if together:  # no process goes on (or exits, and has its launcher stop the others) before it is whole
+            self.world.all_sum([0.0], self.device)
         self.saved_at = self.state.iteration
 
     def kept(self) -> str:

@@ -11,6 +11,7 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def model_input_size(config: TrainConfig) -> int:
     return default_input_size(model)[-1]
 
 
-def build_model(config: TrainConfig, data: ImageData, log: Log, channels_last: bool = False) -> nn.Module:
+def build_model(
+    config: TrainConfig, data: ImageData | StreamedFolder, log: Log, channels_last: bool = False
+) -> nn.Module:
     torch.manual_seed(config.seed)
     shape = data.image_shape
     model = create_model(config.model, **run_model_kwargs(config.model, data.num_classes, shape[0], config.norm,
@@ -198,20 +201,28 @@ def init_from_weights(model: nn.Module, path: str, log: Log, model_name: str) ->
     log(f"weights: loaded {len(state)} tensors from {source}")
 
 
+SAME_PRESS_S = 1.0
+
+
 @contextlib.contextmanager
 def graceful_interrupt(announce: bool = True):
     """Turn the first Ctrl-C into a flag the loop checks between steps (so a checkpoint is never
     taken mid-update); a second Ctrl-C interrupts at once. ``announce``: say so at once (one process;
-    under torchrun rank 0 says it once the processes have agreed to stop)."""
+    under torchrun rank 0 says it once the processes have agreed to stop). One key press can arrive twice
+    (under torchrun from the terminal and from the launcher, which passes it on): a second SIGINT within
+    ``SAME_PRESS_S`` of the first is that same press."""
     state = {"requested": False}
     if sys.platform == "win32" or not _main_thread():
         yield state
         return
+    first = [0.0]
 
     def handler(signum, frame):
         if state["requested"]:
+            if time.monotonic() - first[0] < SAME_PRESS_S:
+                return
             raise KeyboardInterrupt
-        state["requested"] = True
+        state["requested"], first[0] = True, time.monotonic()
         if announce:
             print("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)", flush=True)
 
