@@ -234,7 +234,10 @@ def test_the_mode_is_chosen_by_the_decoded_size(tmp_path, monkeypatch):
     assert mode == "stream" and "over the limit" in why
     assert choose_mode(30_000, 224, "memory") == ("memory", "--data-mode memory")
     folder = tiny_folder(tmp_path / "data")
-    data, mode, why = open_data(f"folder:{folder}", 16)
+    (folder / "train" / "empty").mkdir()
+    said = []
+    data, mode, why = open_data(f"folder:{folder}", 16, log=said.append)
     assert mode == "memory" and data.x_train.shape == (48, 3, 16, 16) and "within the limit" in why
+    assert data.class_names == ("a", "b", "c", "d", "empty") and any("class folder(s) empty" in s for s in said)
     with pytest.raises(UsageError, match="only folder: sources stream"):
         open_data("default", 28, "stream")

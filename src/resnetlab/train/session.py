@@ -213,7 +213,8 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
             log(f"warm-up (Sec. 4.2): lr {run.warmup_lr} until the training error is below "
                 f"{100 * config.warmup_error:.0f}%, then the schedule's")  # fmt: skip
         log(f"data: {prepared.mode} ({prepared.why})" + (
-            f"; {prepared.workers} worker processes decode, beside {torch.get_num_threads()} torch threads"
+            f"; {prepared.workers} worker process{'es' if prepared.workers != 1 else ''} decode"
+            f"{'s' if prepared.workers == 1 else ''}, beside {torch.get_num_threads()} torch threads"
             if prepared.mode == "stream" else ""))  # fmt: skip
         if isinstance(data, StreamedFolder) and world.main:
             keep_listing(data.train, out)
