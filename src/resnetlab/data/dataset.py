@@ -13,8 +13,24 @@ from ..errors import UsageError
 from .augment import PadCropFlip
 
 
+class Classified:
+    """What every dataset says of itself besides its images: class names and the augmentation it declares."""
+
+    class_names: tuple[str, ...]
+    augmentation: PadCropFlip
+
+    @property
+    def flip(self) -> bool:
+        """Whether a mirrored image keeps its class (natural images; not digits)."""
+        return self.augmentation.flip
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
 @dataclass(frozen=True)
-class ImageData:
+class ImageData(Classified):
     """Images as uint8 (N, C, H, W), labels as int64 (N,). Absent splits are ``None``."""
 
     name: str
@@ -26,15 +42,6 @@ class ImageData:
     y_val: Tensor | None = None
     x_test: Tensor | None = None
     y_test: Tensor | None = None
-
-    @property
-    def flip(self) -> bool:
-        """Whether a mirrored image keeps its class (natural images; not digits)."""
-        return self.augmentation.flip
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..errors import DataError, UsageError
 from .augment import PadCropFlip, generator
-from .dataset import check_subset, validation_rows
+from .dataset import Classified, check_subset, validation_rows
 from .folder import UNREADABLE, FileSet, load_image
 
 MEMORY_FRACTION, MEMORY_LIMIT = 0.25, 4 << 30  # in memory when the decoded training set fits under both
@@ -45,7 +45,7 @@ def choose_mode(images: int, size: int, mode: str = "auto") -> tuple[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamedFolder:
+class StreamedFolder(Classified):
     """An image folder as ``ImageData`` presents one (name, classes, shape, augmentation, split sizes), whose
     images stay on disk: ``train``, ``val`` and ``test`` are lists of files, decoded at ``size``."""
 
@@ -58,20 +58,8 @@ class StreamedFolder:
     test: FileSet | None = None
 
     @property
-    def flip(self) -> bool:
-        return self.augmentation.flip
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
     def image_shape(self) -> tuple[int, int, int]:
         return 3, self.size, self.size
-
-    @property
-    def y_train(self) -> Tensor:
-        return torch.from_numpy(self.train.labels.astype(np.int64))
 
     def split_size(self, split: str) -> int:
         files = {"train": self.train, "val": self.val, "test": self.test}[split]
