@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -89,7 +90,8 @@ class StreamedFolder(Classified):
         for x, y, bad in reader.reading.each(DataLoader(reader, batch_size=None, sampler=keys,
                                                         **_worker_options(workers))):  # fmt: skip
             for path, reason in bad:
-                print(f"resnetlab: warning: {path} is unreadable ({reason}): left out of the evaluation")
+                print(f"resnetlab: warning: {path} is unreadable ({reason}): left out of the evaluation",
+                      file=sys.stderr)  # fmt: skip
             yield x, y
 
     def stats(self, workers: int = 0) -> tuple[list[float], list[float]]:
