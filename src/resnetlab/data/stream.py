@@ -287,6 +287,13 @@ class StreamLoader:
     def steps_per_epoch(self) -> int:
         return len(self.files) // self.batch_size
 
+    def close(self) -> None:
+        """Stop the worker processes now (not whenever the garbage collector gets to them)."""
+        iterator = getattr(self.loader, "_iterator", None)  # the persistent workers' (DataLoader keeps it)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.loader._iterator = None
+
     @property
     def dropped(self) -> int:
         """Files of every epoch left out: fewer than one global batch."""

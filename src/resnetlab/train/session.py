@@ -159,8 +159,11 @@ class Session:
 
     def close(self) -> None:
         """Drop the DDP wrapper while the process group still exists: freed after it, its reducer would
-        free the group and join gloo's thread while holding the GIL that thread waits for (a hang at exit)."""
+        free the group and join gloo's thread while holding the GIL that thread waits for (a hang at exit). A
+        streamed folder's worker processes stop with the session."""
         self.forward = self.model
+        if isinstance(self.loader, StreamLoader):
+            self.loader.close()
 
 
 def builtin_hooks(config: TrainConfig, run: Resolved) -> list[Hook]:
