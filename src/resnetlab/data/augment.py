@@ -52,3 +52,29 @@ class PadCropFlip:
 
     def __call__(self, x: Tensor, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None)) -> Tensor:
         return pad_crop_flip(x, self.pad, self.flip, gen, batch, rows)
+
+
+# Krizhevsky et al. 2012's colour augmentation, with the eigenvalues and eigenvectors of ImageNet's RGB
+# covariance (pixels in [0, 1]) as fb.resnet.torch publishes them (datasets/imagenet.lua, ``pca``), which the
+# ResNet paper's Sec. 3.4 uses ("the standard color augmentation in [21]").
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+
+
+def pca_lighting(
+    x: Tensor, std: Tensor, gen: torch.Generator, sigma: float = 0.1, batch: int | None = None,
+    rows: slice = slice(None),
+) -> Tensor:  # fmt: skip
+    """Add to every image of the normalized float batch ``x`` (B, 3, H, W) one RGB offset V·(α ⊙ λ), α ~ N(0,
+    σ²) per image, divided by the normalization's per-channel ``std`` (the offset is defined on [0, 1] pixels,
+    before normalization). Draws are made for ``batch`` images and ``rows`` of them used, as in pad_crop_flip."""
+    b = len(x) if batch is None else batch
+    alpha = (torch.randn(b, 3, generator=gen, dtype=torch.float64) * sigma)[rows]
+    eigval = torch.tensor(IMAGENET_EIGVAL, dtype=torch.float64)
+    offset = (alpha * eigval) @ torch.tensor(IMAGENET_EIGVEC, dtype=torch.float64).T  # (n, 3): V·(α ⊙ λ)
+    offset = offset.to(x.device, x.dtype) / std.to(x.device, x.dtype).view(1, 3)
+    return x + offset.view(-1, 3, 1, 1)

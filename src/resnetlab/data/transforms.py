@@ -1,0 +1,117 @@
+"""Per-image transforms of the ImageNet recipes, applied to each decoded file in the worker processes: the
+paper's scale augmentation (Sec. 3.4), torchvision's random-resized crop, and the evaluation transform
+(resize, centre crop). Each training draw comes from a generator keyed on (seed, epoch, file), so that what
+a file becomes does not depend on which worker decodes it, nor when."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+BILINEAR = Image.Resampling.BILINEAR  # PIL's resize filters the whole footprint: antialiased downscaling
+
+
+def sample_rng(seed: int, epoch: int, row: int) -> np.random.Generator:
+    """The draws of file ``row`` of the listing in ``epoch``."""
+    return np.random.default_rng([seed, 2, epoch, row])
+
+
+def _shorter_side_to(image: Image.Image, side: int) -> Image.Image:
+    w, h = image.size
+    scale = side / min(w, h)
+    return image.resize((max(side, round(w * scale)), max(side, round(h * scale))), BILINEAR)
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """Shorter side to ``resize``, centre crop ``crop`` (torchvision's ImageNet evaluation: 256 then 224,
+    ``resize`` = round(crop / 0.875)). ``resize == crop`` is the folder source's transform before the
+    ImageNet recipes: shorter side to the crop size."""
+
+    resize: int
+    crop: int
+
+    @classmethod
+    def imagenet(cls, crop: int) -> EvalTransform:
+        return cls(round(crop / 0.875), crop)
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
+        im = _shorter_side_to(image.convert("RGB"), self.resize)
+        w, h = im.size
+        left, top = (w - self.crop) // 2, (h - self.crop) // 2
+        return np.asarray(im.crop((left, top, left + self.crop, top + self.crop)), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ScaleAugment:
+    """Sec. 3.4: "The image is resized with its shorter side randomly sampled in [256, 480] for scale
+    augmentation. A 224×224 crop is randomly sampled from an image or its horizontal flip". For a crop size S
+    the range scales with it: [256·S/224, 480·S/224]."""
+
+    size: int
+    flip: bool = True
+
+    @property
+    def sides(self) -> tuple[int, int]:
+        return round(256 * self.size / 224), round(480 * self.size / 224)
+
+    def box(self, width: int, height: int, rng: np.random.Generator) -> tuple[int, tuple[int, int, int, int]]:
+        """(shorter side, (left, top, right, bottom) of the crop in the resized image)."""
+        lo, hi = self.sides
+        side = int(rng.integers(lo, hi + 1))
+        scale = side / min(width, height)
+        w, h = max(side, round(width * scale)), max(side, round(height * scale))
+        left, top = int(rng.integers(0, w - self.size + 1)), int(rng.integers(0, h - self.size + 1))
+        return side, (left, top, left + self.size, top + self.size)
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        image = image.convert("RGB")
+        side, box = self.box(*image.size, rng)
+        out = _shorter_side_to(image, side).crop(box)
+        if self.flip and rng.random() < 0.5:
+            out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return np.asarray(out, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class RandomResizedCrop:
+    """torchvision's RandomResizedCrop (timm's default too): a crop of a random area in ``scale`` of the image's
+    and a log-uniform aspect ratio in ``ratio``, resized to size×size, then a horizontal flip; after 10 draws
+    that do not fit, the centre crop of the nearest allowed aspect ratio (torchvision's fallback)."""
+
+    size: int
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+
+    def box(self, width: int, height: int, rng: np.random.Generator) -> tuple[tuple[int, int, int, int], bool]:
+        """((left, top, right, bottom), whether it is the fallback centre crop)."""
+        area = width * height
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target = area * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+                return (left, top, left + w, top + h), False
+        ratio = width / height
+        if ratio < min(self.ratio):
+            w, h = width, round(width / min(self.ratio))
+        elif ratio > max(self.ratio):
+            w, h = round(height * max(self.ratio)), height
+        else:
+            w, h = width, height
+        left, top = (width - w) // 2, (height - h) // 2
+        return (left, top, left + w, top + h), True
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        image = image.convert("RGB")
+        box, _ = self.box(*image.size, rng)
+        out = image.resize((self.size, self.size), BILINEAR, box=box)
+        if self.flip and rng.random() < 0.5:
+            out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return np.asarray(out, dtype=np.uint8)
