@@ -17,6 +17,7 @@ from PIL import Image
 from ..errors import UsageError
 from .dataset import ImageData, from_hwc
 from .listing import EXTENSIONS, Listing, cached, save, scan
+from .transforms import EvalTransform
 
 # What a file that cannot be decoded raises: a truncated or non-image file (OSError, Pillow's
 # UnidentifiedImageError), a vanished one (FileNotFoundError), a broken header (ValueError, SyntaxError).
@@ -33,14 +34,8 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 
 def fit_image(image: Image.Image, size: int) -> np.ndarray:
     """A PIL image of any mode as RGB uint8 (size, size, 3): shorter side resized to ``size``, then
-    centre-cropped (torchvision's Resize + CenterCrop)."""
-    im = image.convert("RGB")
-    w, h = im.size
-    scale = size / min(w, h)
-    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
-    w, h = im.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    centre-cropped (torchvision's Resize + CenterCrop; ``transforms.EvalTransform(size, size)``)."""
+    return EvalTransform(size, size)(image)
 
 
 @dataclass(frozen=True, eq=False)

@@ -42,7 +42,7 @@ class EvalTransform:
         im = _shorter_side_to(image.convert("RGB"), self.resize)
         w, h = im.size
         left, top = (w - self.crop) // 2, (h - self.crop) // 2
-        return np.asarray(im.crop((left, top, left + self.crop, top + self.crop)), dtype=np.uint8)
+        return np.array(im.crop((left, top, left + self.crop, top + self.crop)), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ScaleAugment:
         out = _shorter_side_to(image, side).crop(box)
         if self.flip and rng.random() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return np.asarray(out, dtype=np.uint8)
+        return np.array(out, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -114,4 +114,4 @@ class RandomResizedCrop:
         out = image.resize((self.size, self.size), BILINEAR, box=box)
         if self.flip and rng.random() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return np.asarray(out, dtype=np.uint8)
+        return np.array(out, dtype=np.uint8)
