@@ -125,6 +125,11 @@ def cmd_predict(args) -> int:
     print(f"resnetlab: runtime {predictor.runtime.name} ({predictor.why}), {args.precision}", file=sys.stderr)
     results, skipped = predictor.predict_files(args.images, args.top, log=lambda m: print(f"resnetlab: {m}",
                                                                                           file=sys.stderr))  # fmt: skip
+    if args.synsets:
+        from .data.synsets import read_synsets
+
+        names = read_synsets(args.synsets)
+        results = [(path, [(names.get(c, c), p) for c, p in top]) for path, top in results]
     for path, top in results:
         if args.json:
             print(json.dumps({"file": str(path), "top": [{"class": name, "probability": p} for name, p in top]}))
@@ -334,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the runtime (default: its own choice)")
     p.add_argument("--json", action="store_true", help='one line per image: {"file": ..., "top": [{"class": '
                    '..., "probability": ...}, ...]}')  # fmt: skip
+    p.add_argument("--synsets", metavar="FILE", help="show classes named by WordNet ids (ImageNet's n01440764) by "
+                   "the names in FILE, ImageNet's LOC_synset_mapping.txt ('n01440764 tench, Tinca tinca')")  # fmt: skip
     _add_config_flags(p, ["device"], help={"device": "torch runtime: default auto, CUDA when available"})
     p.set_defaults(func=cmd_predict, device="auto")
 

@@ -153,6 +153,16 @@ def test_predict_command(runs, tmp_path, capsys):
     assert all(len(line["top"]) == 2 and set(line["top"][0]) == {"class", "probability"} for line in lines)
     assert "broken.png" in captured.err and "runtime torch" in captured.err
     assert main(["predict", str(runs["resnet20"]), str(folder / "0.png"), "--runtime", "torch"]) == 0
+    synsets = tmp_path / "LOC_synset_mapping.txt"  # ImageNet's format; class "d" has no line: kept as it is
+    synsets.write_text("a apple, Malus pumila\nb banana\n\nc cherry, Prunus avium\n")
+    capsys.readouterr()
+    assert main(["predict", str(runs["resnet20"]), str(folder / "0.png"), "--runtime", "torch", "--json", "--top",
+                 "4", "--synsets", str(synsets)]) == 0  # fmt: skip
+    top = json.loads(capsys.readouterr().out)["top"]
+    assert sorted(t["class"] for t in top) == ["apple", "banana", "cherry", "d"]
+    synsets.write_text("a apple\nb\n")
+    assert main(["predict", str(runs["resnet20"]), str(folder / "0.png"), "--synsets", str(synsets)]) == 1
+    assert "line 2 is not 'WNID name" in capsys.readouterr().err
     assert (
         main(["predict", str(runs["resnet20"]), str(folder / "0.png"), "--runtime", "torch", "--precision", "auto"])
         == 0
