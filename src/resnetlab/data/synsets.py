@@ -25,4 +25,3 @@ def read_synsets(path: str | Path) -> dict[str, str]:
                              f"LOC_synset_mapping.txt): {line[:80]!r}")  # fmt: skip
         names[wnid] = name
     return names
-
