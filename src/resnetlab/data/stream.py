@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from ..errors import DataError, UsageError
+from ..errors import DataError
 from .augment import PadCropFlip, generator
 from .dataset import Classified, check_subset, validation_rows
 from .folder import UNREADABLE, FileSet, load_image
@@ -57,6 +57,7 @@ class StreamedFolder(Classified):
     augmentation: PadCropFlip = PadCropFlip(pad=4, flip=True)
     val: FileSet | None = None
     test: FileSet | None = None
+    workers: int = 0  # processes decoding its files (0: the calling process)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -79,31 +80,30 @@ class StreamedFolder(Classified):
         train, val = validation_rows(len(self.train), n)
         return replace(self, train=self.train.take(train.numpy()), val=self.train.take(val.numpy()))
 
-    def eval_batches(self, split: str, lo: int, hi: int, batch_size: int, workers: int = 0
-                     ) -> Iterator[tuple[Tensor, Tensor]]:  # fmt: skip
+    def eval_batches(self, split: str, lo: int, hi: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Files ``lo`` to ``hi`` of ``split`` in batches, decoded by ``workers`` processes; an unreadable
-        file is left out of the evaluation (and named once)."""
+        file is left out of the evaluation (and named)."""
         files = self.val if split == "val" else self.test
         assert files is not None, split
         keys = [(i, min(i + batch_size, hi)) for i in range(lo, hi, batch_size)]
-        reader = _Reader(files, self.size, Reading(workers))
+        reader = _Reader(files, self.size, Reading(self.workers))
         for x, y, bad in reader.reading.each(DataLoader(reader, batch_size=None, sampler=keys,
-                                                        **_worker_options(workers))):  # fmt: skip
+                                                        **_worker_options(self.workers))):  # fmt: skip
             for path, reason in bad:
                 print(f"resnetlab: warning: {path} is unreadable ({reason}): left out of the evaluation",
                       file=sys.stderr)  # fmt: skip
             yield x, y
 
-    def stats(self, workers: int = 0) -> tuple[list[float], list[float]]:
+    def stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std on the [0, 1] scale, over up to ``STATS_SAMPLE`` training images (a fixed
         choice: seed 0), so that a resumed run computes the same normalization."""
         n = len(self.train)
         rows = np.sort(np.random.default_rng(0).permutation(n)[: min(n, STATS_SAMPLE)])
-        sample = _Reader(self.train.take(rows), self.size, Reading(workers))
+        sample = _Reader(self.train.take(rows), self.size, Reading(self.workers))
         total = torch.zeros(3, dtype=torch.float64)
         squares, count = torch.zeros(3, dtype=torch.float64), 0
         keys = [(i, min(i + 100, len(rows))) for i in range(0, len(rows), 100)]
-        loader = DataLoader(sample, batch_size=None, sampler=keys, **_worker_options(workers))
+        loader = DataLoader(sample, batch_size=None, sampler=keys, **_worker_options(self.workers))
         for x, _, _ in sample.reading.each(loader):
             x = x.to(torch.float64).div_(255).transpose(0, 1).reshape(3, -1)
             total, squares, count = total + x.sum(1), squares + x.square().sum(1), count + x.shape[1]
@@ -269,12 +269,9 @@ class StreamLoader:
     def __init__(self, files: FileSet, size: int, batch_size: int, seed: int, augment: PadCropFlip | None,
                  rank: int, world_size: int, workers: int, device: torch.device,
                  warn: Callable[[str], None] = print):  # fmt: skip
-        if batch_size % world_size:
-            raise UsageError(f"--batch-size {batch_size} does not divide among {world_size} processes; "
-                             f"choose a multiple of {world_size}")  # fmt: skip
         self.files, self.batch_size, self.seed, self.augment = files, batch_size, seed, augment
         self.rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
-        self.device, self.warn, self.workers = device, warn, workers
+        self.device, self.warn = device, warn
         self.dataset = Batches(files, size, seed, batch_size, rank, world_size, Reading(workers))
         self.keys = _Keys()
         self.loader = DataLoader(self.dataset, batch_size=None, sampler=self.keys,

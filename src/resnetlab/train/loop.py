@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.stream import StreamedFolder, StreamLoader
+from ..data.stream import StreamLoader
 from ..errors import DataError
 from ..evaluation import autocast, evaluate_batches, shard, torch_predictor
 from ..plots import plot_curves
@@ -172,11 +172,7 @@ def end_epoch(s: Session, lr: float) -> None:
         predict = torch_predictor(s.evaluated, s.normalize, s.device, s.run.precision)
         for split in ("val", "test"):
             if data.split_size(split):  # every process evaluates its slice of the split
-                lo, hi = shard(data.split_size(split))
-                if isinstance(data, StreamedFolder):  # decoded by as many processes as the training batches
-                    batches = data.eval_batches(split, lo, hi, EVAL_BATCH, getattr(s.loader, "workers", 0))
-                else:
-                    batches = data.eval_batches(split, lo, hi, EVAL_BATCH)
+                batches = data.eval_batches(split, *shard(data.split_size(split)), EVAL_BATCH)
                 result = evaluate_batches(predict, batches, data.class_names, config.tta)
                 record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)

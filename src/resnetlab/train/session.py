@@ -215,10 +215,11 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
         if run.warmup_lr is not None:
             log(f"warm-up (Sec. 4.2): lr {run.warmup_lr} until the training error is below "
                 f"{100 * config.warmup_error:.0f}%, then the schedule's")  # fmt: skip
+        workers = data.workers if isinstance(data, StreamedFolder) else 0
         log(f"data: {prepared.mode} ({prepared.why})" + (
-            f"; {prepared.workers} worker process{'es' if prepared.workers != 1 else ''} decode"
-            f"{'s' if prepared.workers == 1 else ''}, beside {torch.get_num_threads()} torch threads"
-            if prepared.mode == "stream" else ""))  # fmt: skip
+            f"; {workers} worker process{'es' if workers != 1 else ''} decode"
+            f"{'s' if workers == 1 else ''}, beside {torch.get_num_threads()} torch threads"
+            if isinstance(data, StreamedFolder) else ""))  # fmt: skip
         if isinstance(data, StreamedFolder) and world.main:
             keep_listing(data.train, out)
 
@@ -257,7 +258,7 @@ def _loader(config: TrainConfig, prepared, device: torch.device, world: World, l
     data = prepared.data
     if isinstance(data, StreamedFolder):
         loader = StreamLoader(data.train, data.size, config.batch_size, config.seed, data.augmentation, world.rank,
-                              world.size, prepared.workers, device, warn=log.warn)  # fmt: skip
+                              world.size, data.workers, device, warn=log.warn)  # fmt: skip
         if loader.dropped:
             log(f"data: {loader.dropped} of {len(data.train)} training files are left out of each epoch (fewer than "
                 f"one global batch of {config.batch_size}; a new order each epoch)")  # fmt: skip

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -103,7 +103,6 @@ class Data:
     std: list[float]
     mode: str  # memory | stream
     why: str
-    workers: int  # processes decoding a streamed folder (0 in memory)
 
 
 def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode: str, local_size: int) -> Data:
@@ -111,16 +110,16 @@ def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode
     ``local_size``: the processes sharing this machine's cores."""
     data, mode, why = open_data(config.data, image_size, mode, out, log, config.subset)
     data = data.subset(config.subset).split_validation(config.val_split)
-    workers = 0
     if isinstance(data, StreamedFolder):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = (
             config.workers if config.workers is not None else max(1, cores // local_size - torch.get_num_threads())
         )
-        mean, std = data.stats(workers)
+        data = replace(data, workers=workers)
+        mean, std = data.stats()
     else:
         mean, std = channel_stats(data.x_train)
-    return Data(data, mean, [max(s, 1e-3) for s in std], mode, why, workers)
+    return Data(data, mean, [max(s, 1e-3) for s in std], mode, why)
 
 
 def model_input_size(config: TrainConfig) -> int:
