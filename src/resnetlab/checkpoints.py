@@ -192,7 +192,8 @@ def pack(run: str | Path, weights: str, out: Path, extra: dict) -> Path:
     description under ``weights``."""
     state, _, meta = read_checkpoint(run, tensors=False)
     tensors = {k: v.half() if v.is_floating_point() and v.dim() >= 2 else v for k, v in state.items()}
-    keep = ("model", "num_classes", "in_channels", "image_size", "input_size", "class_names", "normalization")
+    keep = ("model", "num_classes", "in_channels", "image_size", "input_size", "class_names", "normalization",
+            "eval_transform")  # fmt: skip
     description = {k: meta[k] for k in keep if k in meta}
     description.update(
         config={k: v for k, v in meta["config"].items() if k not in ("out", "device", "threads", "weights")},

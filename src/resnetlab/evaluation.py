@@ -14,34 +14,41 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .data.transforms import centre_crop
 from .errors import UsageError
 
 Predict = Callable[[Tensor], Tensor]  # uint8 (N, C, H, W) -> logits (N, classes)
 TTA = ("none", "flip", "flip-translate", "ten-crop")
 
 
-def views(x: Tensor, tta: str) -> list[Tensor]:
-    """The views of a uint8 batch whose logits test-time augmentation averages; the first is the batch itself.
-    flip: and its mirror; flip-translate: each of the two also shifted by 2 pixels up-left and down-right,
-    reflect-padded (airbench's level 2); ten-crop: the four corners and the centre of the batch resized by
-    256/224, and their mirrors (the paper's 10-crop testing, Sec. 3.4)."""
+def views(x: Tensor, tta: str, crop: int | None = None) -> list[Tensor]:
+    """The views of a uint8 batch whose logits test-time augmentation averages; the first is the single view.
+    ``crop``: the model's input side, when ``x`` was decoded larger (``EvalTransform.square``: shorter side to
+    256, say, for a 224 crop): the single view is then the centre crop. flip: and its mirror; flip-translate:
+    each of the two also shifted by 2 pixels up-left and down-right, reflect-padded (airbench's level 2);
+    ten-crop: the four corners and the centre, and their mirrors (the paper's 10-crop testing, Sec. 3.4, after
+    Krizhevsky et al.), cropped from ``x``, or when it is not larger than ``crop``, from ``x`` resized by
+    256/224."""
+    h, w = x.shape[-2:]
+    crop = crop or h
+    if tta == "ten-crop":
+        big = x
+        if (h, w) == (crop, crop):
+            big = F.interpolate(x.float(), scale_factor=256 / 224, mode="bilinear", antialias=True, align_corners=False)
+            big = big.round().clamp(0, 255).to(x.dtype)
+        bh, bw = big.shape[-2:]
+        corners = [(0, 0), (0, bw - crop), (bh - crop, 0), (bh - crop, bw - crop), ((bh - crop) // 2, (bw - crop) // 2)]
+        crops = [big[..., i : i + crop, j : j + crop] for i, j in corners]
+        return [crops[-1], *crops[:-1], *(c.flip(3) for c in [crops[-1], *crops[:-1]])]
+    x = centre_crop(x, crop) if (h, w) != (crop, crop) else x
     if tta == "none":
         return [x]
     if tta == "flip":
         return [x, x.flip(3)]
     if tta == "flip-translate":
         padded = F.pad(x.float(), (2, 2, 2, 2), mode="reflect").to(x.dtype)
-        h, w = x.shape[-2:]
-        shifted = [padded[..., :h, :w], padded[..., 4 : 4 + h, 4 : 4 + w]]
+        shifted = [padded[..., :crop, :crop], padded[..., 4 : 4 + crop, 4 : 4 + crop]]
         return [x, x.flip(3), *shifted, *(s.flip(3) for s in shifted)]
-    if tta == "ten-crop":
-        h, w = x.shape[-2:]
-        big = F.interpolate(x.float(), scale_factor=256 / 224, mode="bilinear", antialias=True, align_corners=False)
-        big = big.round().clamp(0, 255).to(x.dtype)
-        bh, bw = big.shape[-2:]
-        corners = [(0, 0), (0, bw - w), (bh - h, 0), (bh - h, bw - w), ((bh - h) // 2, (bw - w) // 2)]
-        crops = [big[..., i : i + h, j : j + w] for i, j in corners]
-        return [*crops, *(c.flip(3) for c in crops)]
     raise UsageError(f"--tta {tta}: choose one of {', '.join(TTA)}")
 
 
@@ -108,19 +115,22 @@ def shard(n: int) -> tuple[int, int]:
 
 
 def evaluate(
-    predict: Predict, x: Tensor, y: Tensor, class_names: Sequence[str], tta: str = "none", batch_size: int = 500
-) -> Evaluation:
-    """Run ``predict`` over uint8 images ``x`` with labels ``y``. Under torchrun every process must call it:
-    each takes a contiguous slice and the confusion matrices are summed, so all return the same."""
+    predict: Predict, x: Tensor, y: Tensor, class_names: Sequence[str], tta: str = "none", batch_size: int = 500,
+    crop: int | None = None,
+) -> Evaluation:  # fmt: skip
+    """Run ``predict`` over uint8 images ``x`` with labels ``y`` (``crop``: as in ``views``). Under torchrun every
+    process must call it: each takes a contiguous slice and the confusion matrices are summed, so all return the
+    same."""
     lo, hi = shard(len(y))
     batches = ((x[i : min(i + batch_size, hi)], y[i : min(i + batch_size, hi)]) for i in range(lo, hi, batch_size))
-    return evaluate_batches(predict, batches, class_names, tta)
+    return evaluate_batches(predict, batches, class_names, tta, crop)
 
 
 @torch.no_grad()
 def evaluate_batches(
-    predict: Predict, batches: Iterable[tuple[Tensor, Tensor]], class_names: Sequence[str], tta: str = "none"
-) -> Evaluation:
+    predict: Predict, batches: Iterable[tuple[Tensor, Tensor]], class_names: Sequence[str], tta: str = "none",
+    crop: int | None = None,
+) -> Evaluation:  # fmt: skip
     """``evaluate`` over this process's ``batches`` (uint8 images, labels), e.g. decoded from files as they
     come; under torchrun the confusion matrices of every process are summed."""
     _, size = _sharded()
@@ -129,8 +139,11 @@ def evaluate_batches(
     averaged = torch.zeros(k, k, dtype=torch.long) if tta != "none" else None
     for batch, labels in batches:
         labels = labels.cpu()
-        logits = [predict(v).float().cpu() for v in views(batch, tta)]
-        single += _confusion(logits[0].argmax(1), labels, k)
+        one, many = views(batch, "none", crop)[0], views(batch, tta, crop)
+        logits = [predict(v).float().cpu() for v in many]
+        first = many[0]  # the single view itself, unless ten-crop had to resize the batch
+        same = first.data_ptr() == one.data_ptr() and first.shape == one.shape and first.stride() == one.stride()
+        single += _confusion((logits[0] if same else predict(one).float().cpu()).argmax(1), labels, k)
         if averaged is not None:
             averaged += _confusion(torch.stack(logits).mean(0).argmax(1), labels, k)
     if size > 1:

@@ -211,11 +211,11 @@ def test_a_dead_worker_is_named_by_its_file_after_a_checkpoint(tmp_path, monkeyp
     victim = sorted((folder / "train" / "c").iterdir())[2]
     real = stream.load_image
 
-    def crash_on_victim(path, size):  # in a training worker (not in the one measuring the normalization)
+    def crash_on_victim(path, *transform):  # in a training worker (not in the one measuring the normalization)
         info = torch.utils.data.get_worker_info()
         if Path(path) == victim and info is not None and isinstance(info.dataset, stream.Batches):
             os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer or a decoder's segfault would
-        return real(path, size)
+        return real(path, *transform)
 
     monkeypatch.setattr(stream, "load_image", crash_on_victim)  # the forked workers inherit it
     config = make_config(data=f"folder:{folder}", data_mode="stream", workers=1, model="resnet8", image_size=16,

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..errors import UsageError
 from .augment import PadCropFlip
+from .transforms import EvalTransform
 
 
 class Classified:
@@ -18,6 +19,7 @@ class Classified:
 
     class_names: tuple[str, ...]
     augmentation: PadCropFlip
+    eval_transform: EvalTransform  # how evaluation images were decoded (their centre square) and are cropped
 
     @property
     def flip(self) -> bool:
@@ -47,6 +49,11 @@ class ImageData(Classified):
     def image_shape(self) -> tuple[int, int, int]:
         c, h, w = self.x_train.shape[1:]
         return c, h, w
+
+    @property
+    def eval_transform(self) -> EvalTransform:  # type: ignore[override]  # a field of a streamed folder
+        """Evaluated as held: every split decoded at the training images' size."""
+        return EvalTransform(self.image_shape[-1], self.image_shape[-1])
 
     def subset(self, n: int | None) -> ImageData:
         """Only the first ``n`` training images (the rest of the training set is dropped)."""

@@ -19,17 +19,21 @@ from .dataset import ImageData, from_hwc
 from .listing import EXTENSIONS, Listing, cached, save, scan
 from .transforms import EvalTransform
 
+Transform = Callable[..., np.ndarray]  # transforms.py's: (PIL image, generator or None) -> RGB uint8
+
 # What a file that cannot be decoded raises: a truncated or non-image file (OSError, Pillow's
 # UnidentifiedImageError), a vanished one (FileNotFoundError), a broken header (ValueError, SyntaxError).
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """RGB, shorter side resized to ``size``, centre-cropped to size×size (torchvision's
-    Resize + CenterCrop). Pillow reads what the file holds, whatever its extension says (a PNG named
-    ``.JPEG``), in any mode (a CMYK JPEG)."""
+def load_image(path: str | Path, size: int | Transform, rng: np.random.Generator | None = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3): the file through ``size`` (a transform of ``transforms.py``, drawing from ``rng``
+    when it is random), or for a side in pixels, the shorter side resized to it and centre-cropped (torchvision's
+    Resize + CenterCrop). Pillow reads what the file holds, whatever its extension says (a PNG named ``.JPEG``),
+    in any mode (a CMYK JPEG)."""
+    transform = EvalTransform(size, size) if isinstance(size, int) else size
     with Image.open(path) as f:
-        return fit_image(f, size)
+        return transform(f, rng)
 
 
 def fit_image(image: Image.Image, size: int) -> np.ndarray:

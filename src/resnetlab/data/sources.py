@@ -9,8 +9,9 @@ from ..errors import UsageError
 from .cifar10 import load_cifar10, load_npz
 from .dataset import ImageData
 from .default import load_default
-from .folder import decode_folder, list_folder, load_image_folder
+from .folder import Transform, decode_folder, list_folder, load_image_folder
 from .stream import StreamedFolder, choose_mode
+from .transforms import EvalTransform
 
 # kind: (what follows the colon, what it is); "default" takes no path.
 SOURCES = {
@@ -31,22 +32,36 @@ def _parse(spec: str) -> tuple[str, str]:
 
 
 def open_data(spec: str, image_size: int, mode: str = "auto", run_dir: Path | None = None,
-              log: Callable[[str], None] = print, subset: int | None = None,
+              log: Callable[[str], None] = print, subset: int | None = None, per_file: str | None = None,
+              train_transform: Transform | None = None, eval_transform: EvalTransform | None = None,
               ) -> tuple[ImageData | StreamedFolder, str, str]:  # fmt: skip
     """The dataset a ``--data`` string names, in memory or streamed (``stream.choose_mode``; only ``folder:``
-    sources stream), and why: (data, "memory" | "stream", reason). ``subset``: the training images used."""
+    sources stream), and why: (data, "memory" | "stream", reason). ``subset``: the training images used.
+    ``per_file``: the flag that transforms each file as it is read (``train_transform``, ``eval_transform``),
+    which only a streamed folder does."""
     kind, path = _parse(spec)
     if kind != "folder":
+        if per_file:
+            raise UsageError(f"{per_file} transforms each image file as it is read: give --data folder:PATH "
+                             f"({kind} sources are held in memory, decoded once)")  # fmt: skip
         if mode == "stream":
             raise UsageError(f"--data-mode stream: only folder: sources stream ({kind} is held in memory); "
                              "give --data folder:PATH or --data-mode memory")  # fmt: skip
         return load_data(spec, image_size), "memory", f"{kind} sources are held in memory"
+    if per_file and mode == "memory":
+        raise UsageError(f"{per_file} transforms each image file as it is read: give --data-mode stream (or auto)")
     train, test = list_folder(path, run_dir, log)
     used = len(train) if subset is None else min(subset, len(train))
-    chosen, why = choose_mode(used, image_size, mode)
+    chosen, why = (
+        ("stream", f"{per_file} transforms each file as it is read")
+        if per_file
+        else choose_mode(used, image_size, mode)
+    )
     if chosen == "memory":
         return decode_folder(Path(path), train, test, image_size), chosen, why
-    return StreamedFolder(Path(path).name, train.listing.classes, train, image_size, test=test), chosen, why
+    streamed = StreamedFolder(Path(path).name, train.listing.classes, train, image_size, test=test,
+                              train_transform=train_transform, evaluation=eval_transform)  # fmt: skip
+    return streamed, chosen, why
 
 
 def load_data(spec: str, image_size: int = 32) -> ImageData:

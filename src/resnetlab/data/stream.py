@@ -1,7 +1,9 @@
 """Image folders larger than memory: the files are listed once (``folder.list_folder``) and decoded batch by
 batch in DataLoader worker processes. The batches reach the loop as uint8, as the in-memory ones do, and are
 the same batches: epoch e's order is the permutation keyed on (seed, 0, e) and step s's pad-crop-flip is
-drawn from (seed, 1, e, s) on the device (``EpochLoader``'s rules), so nothing depends on ``--workers``.
+drawn from (seed, 1, e, s) on the device (``EpochLoader``'s rules), so nothing depends on ``--workers``. The
+ImageNet augmentations (``transforms.py``) crop each file anew in the workers instead, file i of epoch e drawing
+from (seed, 2, e, i).
 ``choose_mode`` says which of the two a run gets."""
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from ..errors import DataError
 from .augment import PadCropFlip, generator
 from .dataset import Classified, check_subset, validation_rows
-from .folder import UNREADABLE, FileSet, load_image
+from .folder import UNREADABLE, FileSet, Transform, load_image
+from .transforms import EvalTransform, sample_rng
 
 MEMORY_FRACTION, MEMORY_LIMIT = 0.25, 4 << 30  # in memory when the decoded training set fits under both
-STATS_SAMPLE = 1000  # training images the normalization is measured on when streaming
+STATS_SAMPLE = 2000  # training images the normalization is measured on when streaming
 
 
 def physical_memory() -> int:
@@ -48,7 +51,10 @@ def choose_mode(images: int, size: int, mode: str = "auto") -> tuple[str, str]:
 @dataclass(frozen=True, eq=False)
 class StreamedFolder(Classified):
     """An image folder as ``ImageData`` presents one (name, classes, shape, augmentation, split sizes), whose
-    images stay on disk: ``train``, ``val`` and ``test`` are lists of files, decoded at ``size``."""
+    images stay on disk: ``train``, ``val`` and ``test`` are lists of files, decoded at ``size``: training files
+    through ``train_transform`` (random, per file: ``transforms.TRAIN_TRANSFORMS``) or, without one, as the
+    in-memory folders are and then pad-crop-flipped on the device; evaluation files at ``eval_transform``'s
+    centre square (``evaluation``; cropped by ``evaluation.views``)."""
 
     name: str
     class_names: tuple[str, ...]
@@ -58,6 +64,12 @@ class StreamedFolder(Classified):
     val: FileSet | None = None
     test: FileSet | None = None
     workers: int = 0  # processes decoding its files (0: the calling process)
+    train_transform: Transform | None = None
+    evaluation: EvalTransform | None = None  # None: fitted to size×size, as in memory
+
+    @property
+    def eval_transform(self) -> EvalTransform:  # type: ignore[override]
+        return self.evaluation or EvalTransform(self.size, self.size)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -86,7 +98,7 @@ class StreamedFolder(Classified):
         files = self.val if split == "val" else self.test
         assert files is not None, split
         keys = [(i, min(i + batch_size, hi)) for i in range(lo, hi, batch_size)]
-        reader = _Reader(files, self.size, Reading(self.workers))
+        reader = _Reader(files, self.eval_transform.square, Reading(self.workers))
         for x, y, bad in reader.reading.each(DataLoader(reader, batch_size=None, sampler=keys,
                                                         **_worker_options(self.workers))):  # fmt: skip
             for path, reason in bad:
@@ -99,7 +111,7 @@ class StreamedFolder(Classified):
         choice: seed 0), so that a resumed run computes the same normalization."""
         n = len(self.train)
         rows = np.sort(np.random.default_rng(0).permutation(n)[: min(n, STATS_SAMPLE)])
-        sample = _Reader(self.train.take(rows), self.size, Reading(self.workers))
+        sample = _Reader(self.train.take(rows), EvalTransform(self.size, self.size), Reading(self.workers))
         total = torch.zeros(3, dtype=torch.float64)
         squares, count = torch.zeros(3, dtype=torch.float64), 0
         keys = [(i, min(i + 100, len(rows))) for i in range(0, len(rows), 100)]
@@ -119,17 +131,17 @@ class Reading:
     def __init__(self, workers: int):
         self.table = torch.zeros(max(workers, 1), 1024, dtype=torch.uint8).share_memory_()
 
-    def decode(self, path: str, size: int) -> np.ndarray:
+    def decode(self, path: str, transform: Transform, rng: np.random.Generator | None = None) -> np.ndarray:
         info = get_worker_info()
         if info is None:
-            return load_image(path, size)
+            return load_image(path, transform, rng)
         name = os.fsencode(path)[: self.table.shape[1] - 8]
         slot = self.table[info.id]
         slot[:8] = torch.tensor([os.getpid()], dtype=torch.int64).view(torch.uint8)
         slot[8 : 8 + len(name)] = torch.frombuffer(bytearray(name), dtype=torch.uint8)
         slot[8 + len(name) :] = 0
         try:
-            return load_image(path, size)
+            return load_image(path, transform, rng)
         finally:
             slot[8:] = 0
 
@@ -164,18 +176,19 @@ class Reading:
 class _Reader(Dataset):
     """Key (i, j) → files i to j of ``files`` decoded: (images, labels, [(path, reason)] of the unreadable)."""
 
-    def __init__(self, files: FileSet, size: int, reading: Reading):
-        self.files, self.size, self.reading = files, size, reading
+    def __init__(self, files: FileSet, transform: EvalTransform, reading: Reading):
+        self.files, self.transform, self.reading = files, transform, reading
 
     def __getitem__(self, key: tuple[int, int]):
         images, labels, bad = [], [], []
         for i in range(*key):
             try:
-                images.append(self.reading.decode(self.files.path(i), self.size))
+                images.append(self.reading.decode(self.files.path(i), self.transform))
                 labels.append(int(self.files.labels[i]))
             except UNREADABLE as e:
                 bad.append((self.files.path(i), _reason(e)))
-        x = np.stack(images) if images else np.zeros((0, self.size, self.size, 3), np.uint8)
+        side = self.transform.crop
+        x = np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8)
         return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels, dtype=torch.int64), bad
 
 
@@ -186,11 +199,14 @@ def _reason(e: BaseException) -> str:
 class Batches(Dataset):
     """Worker side of ``StreamLoader``: key (epoch, step) → this process's rows of that global batch, decoded,
     with the listing rows it read and the files it could not (each replaced by the next file of this
-    process's order for the epoch, so that the batch stays full)."""
+    process's order for the epoch, so that the batch stays full). Files go through ``transform`` when
+    there is one (drawing from their own keyed generator), else are fitted to size×size."""
 
     def __init__(self, files: FileSet, size: int, seed: int, batch_size: int, rank: int, world_size: int,
-                 reading: Reading):  # fmt: skip
+                 reading: Reading, transform: Transform | None = None):  # fmt: skip
         self.files, self.size, self.seed, self.batch_size = files, size, seed, batch_size
+        self.transform = transform
+        self.fit = EvalTransform(size, size)
         self.lo, self.hi = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
         self.reading = reading
         self._order: tuple[int, np.ndarray] | None = None
@@ -213,7 +229,7 @@ class Batches(Dataset):
             for tries in range(len(order)):
                 row = int(order[(step * per + k + tries) % len(order)])
                 try:
-                    x[k] = torch.from_numpy(self.reading.decode(self.files.path(row), self.size))
+                    x[k] = torch.from_numpy(self._decode(epoch, row))
                     rows[k] = row
                     break
                 except UNREADABLE as e:
@@ -222,6 +238,13 @@ class Batches(Dataset):
                 raise DataError(f"folder:{self.files.listing.root}: not one of its files can be read")
         labels = torch.from_numpy(self.files.labels[rows.numpy()].astype(np.int64))
         return x.permute(0, 3, 1, 2).contiguous(), labels, rows, bad
+
+    def _decode(self, epoch: int, row: int) -> np.ndarray:
+        path = self.files.path(row)
+        if self.transform is None:
+            return self.reading.decode(path, self.fit)
+        # keyed on the listing's row: the same file gets the same draw whichever subset or split holds it
+        return self.reading.decode(path, self.transform, sample_rng(self.seed, epoch, int(self.files.index[row])))
 
 
 def _quiet_sigchld() -> None:
@@ -268,11 +291,11 @@ class StreamLoader:
 
     def __init__(self, files: FileSet, size: int, batch_size: int, seed: int, augment: PadCropFlip | None,
                  rank: int, world_size: int, workers: int, device: torch.device,
-                 warn: Callable[[str], None] = print):  # fmt: skip
+                 warn: Callable[[str], None] = print, transform: Transform | None = None):  # fmt: skip
         self.files, self.batch_size, self.seed, self.augment = files, batch_size, seed, augment
         self.rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
         self.device, self.warn = device, warn
-        self.dataset = Batches(files, size, seed, batch_size, rank, world_size, Reading(workers))
+        self.dataset = Batches(files, size, seed, batch_size, rank, world_size, Reading(workers), transform)
         self.keys = _Keys()
         self.loader = DataLoader(self.dataset, batch_size=None, sampler=self.keys,
                                  **_worker_options(workers, device.type == "cuda", persistent=True))  # fmt: skip

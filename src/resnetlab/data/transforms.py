@@ -6,12 +6,20 @@ a file becomes does not depend on which worker decodes it, nor when."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
 
 BILINEAR = Image.Resampling.BILINEAR  # PIL's resize filters the whole footprint: antialiased downscaling
+
+# torchvision's per-channel normalization of ImageNet (its ``Normalize`` in every reference recipe), on the
+# [0, 1] scale. The paper subtracts the per-pixel mean instead (Sec. 3.4, after Krizhevsky et al.); a
+# per-channel mean and std is what every reproduction and every pretrained torchvision ResNet uses.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def sample_rng(seed: int, epoch: int, row: int) -> np.random.Generator:
@@ -27,22 +35,51 @@ def _shorter_side_to(image: Image.Image, side: int) -> Image.Image:
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """Shorter side to ``resize``, centre crop ``crop`` (torchvision's ImageNet evaluation: 256 then 224,
-    ``resize`` = round(crop / 0.875)). ``resize == crop`` is the folder source's transform before the
-    ImageNet recipes: shorter side to the crop size."""
+    """Shorter side to ``resize`` (bilinear, antialiased), centre crop ``crop`` (torchvision's ImageNet
+    evaluation: 256 then 224, ``resize`` = round(crop / 0.875)). The crop is taken from the centre
+    resize×resize square, which is what evaluation decodes (ten-crop testing crops its corners): the same
+    pixels as torchvision's Resize + CenterCrop up to a one-pixel offset along the longer side.
+    ``resize == crop`` is the folder source's transform before the ImageNet recipes."""
 
     resize: int
     crop: int
+    interpolation: str = "bilinear"
 
     @classmethod
     def imagenet(cls, crop: int) -> EvalTransform:
         return cls(round(crop / 0.875), crop)
 
+    @classmethod
+    def of(cls, meta: dict, crop: int) -> EvalTransform:
+        """A checkpoint's or exported file's transform (``meta["eval_transform"]``); before it was recorded,
+        the shorter side straight to the model's input size ``crop``."""
+        recorded = meta.get("eval_transform")
+        return cls(int(recorded["resize"]), int(recorded["crop"])) if recorded else cls(crop, crop)
+
+    @property
+    def square(self) -> EvalTransform:
+        """The centre resize×resize square, uncropped: what evaluation decodes."""
+        return EvalTransform(self.resize, self.resize)
+
+    def to_json(self, mean: Sequence[float], std: Sequence[float]) -> dict:
+        """As checkpoints and exported files record it, with the normalization that follows it."""
+        return {"resize": self.resize, "crop": self.crop, "interpolation": self.interpolation,
+                "mean": list(mean), "std": list(std)}  # fmt: skip
+
     def __call__(self, image: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
         im = _shorter_side_to(image.convert("RGB"), self.resize)
         w, h = im.size
-        left, top = (w - self.crop) // 2, (h - self.crop) // 2
+        inset = (self.resize - self.crop) // 2  # of the crop in the centre square
+        left, top = (w - self.resize) // 2 + inset, (h - self.resize) // 2 + inset
         return np.array(im.crop((left, top, left + self.crop, top + self.crop)), dtype=np.uint8)
+
+
+def centre_crop(x: Tensor, size: int) -> Tensor:
+    """The centre size×size of a batch (N, C, H, W) decoded at ``EvalTransform.square``: the crop
+    ``EvalTransform.__call__`` takes."""
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
 
 
 @dataclass(frozen=True)
@@ -115,3 +152,6 @@ class RandomResizedCrop:
         if self.flip and rng.random() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return np.array(out, dtype=np.uint8)
+
+
+TRAIN_TRANSFORMS = {"scale": ScaleAugment, "random-resized-crop": RandomResizedCrop}  # --augment, per file

@@ -12,6 +12,7 @@ import torch
 from .. import hardware
 from ..checkpoints import open_model, parse_source, resolve
 from ..data import load_data, normalizer
+from ..data.transforms import EvalTransform
 from ..errors import UsageError
 from ..evaluation import Evaluation, Predict, evaluate, torch_predictor
 from ..models import input_shape
@@ -35,7 +36,8 @@ def evaluate_source(
         predictor = Predictor.load(path, precision=precision or "fp32")
         info = predictor.info
         meta = {"class_names": list(info.class_names), "input_size": list(info.input_size), "iteration": "exported",
-                "num_classes": len(info.class_names), "config": {"data": info.provenance.get("data")}}  # fmt: skip
+                "num_classes": len(info.class_names), "config": {"data": info.provenance.get("data")},
+                "eval_transform": {"resize": info.eval_transform.resize, "crop": info.eval_transform.crop}}  # fmt: skip
         label = str(path)
         predict = _runtime_predictor(predictor)
     else:
@@ -51,16 +53,19 @@ def evaluate_source(
         raise UsageError(f"{label}: give the test images with --data (e.g. cifar10:DIR with the CIFAR-10 python "
                          "batches, or npz:FILE)")  # fmt: skip
     c, h, w = input_shape(meta)
-    data = load_data(spec, h)
+    transform = EvalTransform.of(meta, h)  # decoded at its centre square, cropped by the evaluation
+    data = load_data(spec, transform.resize)
     if data.x_test is None or data.y_test is None:
         raise UsageError(f"--data {spec}: has no test split to evaluate on")
-    if data.image_shape != (c, h, w) or data.num_classes != meta["num_classes"]:
+    square = (c, transform.resize, transform.resize)
+    if data.image_shape != square or data.num_classes != meta["num_classes"]:
         raise UsageError(f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model was "
-                         f"trained on {meta['num_classes']} classes of {(c, h, w)} images")  # fmt: skip
+                         f"trained on {meta['num_classes']} classes of {square} images"
+                         + (f" (cropped to {(c, h, w)})" if square != (c, h, w) else ""))  # fmt: skip
     tta = tta or "none"
     if tta != "none" and not data.flip:
         tta = "none"  # a mirrored digit is another class: no test-time augmentation there
-    result = evaluate(predict, data.x_test, data.y_test, meta["class_names"], tta)
+    result = evaluate(predict, data.x_test, data.y_test, meta["class_names"], tta, crop=h)
     name = label if weights is not None or exported else resolve(path)
     log(f"{name} (iteration {meta['iteration']}) on {spec}: {result.images} test images"
         + (f", {tta} test-time augmentation" if tta != "none" else ""))  # fmt: skip

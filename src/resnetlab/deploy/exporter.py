@@ -16,6 +16,7 @@ from torch import nn
 
 from ..checkpoints import open_model
 from ..data import ImageData, load_data, normalizer
+from ..data.transforms import centre_crop
 from ..errors import UsageError
 from ..hardware import has_vnni
 from ..nn import fold_batchnorm
@@ -45,14 +46,18 @@ def _data(spec: str, size: int) -> ImageData | None:
 
 def _images(spec: str | None, info: DeployInfo, n: int, split: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     """Up to ``n`` uint8 images of ``split`` ("train" or "test") from the data ``spec`` with their labels,
-    or None when it cannot be read here (a run trained elsewhere)."""
-    data = None if spec is None else _data(spec, info.input_size[-1])
+    or None when it cannot be read here (a run trained elsewhere); decoded and cropped as the run evaluates."""
+    transform = info.eval_transform
+    data = None if spec is None else _data(spec, transform.resize)
     if data is None:
         return None
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-    if x is None or y is None or tuple(x.shape[1:]) != info.input_size:
+    if x is None or y is None:
         return None
-    return x[:n].numpy(), y[:n].numpy(), f"{min(n, len(x))} {split} images of {spec}"
+    x = centre_crop(x[:n], transform.crop)
+    if tuple(x.shape[1:]) != info.input_size:
+        return None
+    return x.contiguous().numpy(), y[:n].numpy(), f"{min(n, len(x))} {split} images of {spec}"
 
 
 def _normalize(x: np.ndarray, info: DeployInfo) -> np.ndarray:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.transforms import EvalTransform
 from ..errors import UsageError
 from ..models import input_shape
 
@@ -23,12 +24,17 @@ class DeployInfo:
     std: tuple[float, ...]
     class_names: tuple[str, ...]
     precision: str = "fp32"  # of the exported weights: fp32 | int8
+    # the evaluation transform: shorter side to ``resize`` (bilinear), centre crop H×W (``EvalTransform``);
+    # files written before it was recorded fit the shorter side straight to H
+    resize: int | None = None
+    interpolation: str = "bilinear"
     provenance: dict[str, Any] = field(default_factory=dict)  # run folder, iteration, commit, versions
 
     @classmethod
     def from_checkpoint(cls, meta: dict, source: str | Path) -> DeployInfo:
         c, h, w = input_shape(meta)
         norm = meta["normalization"]
+        transform = EvalTransform.of(meta, h)
         config = meta.get("config", {})
         provenance = {
             "checkpoint": str(source),
@@ -38,7 +44,11 @@ class DeployInfo:
             "model_args": config.get("model_args", {}),
         }
         return cls(meta["model"], (c, h, w), tuple(norm["mean"]), tuple(norm["std"]), tuple(meta["class_names"]),
-                   provenance=provenance)  # fmt: skip
+                   provenance=provenance, resize=transform.resize, interpolation=transform.interpolation)  # fmt: skip
+
+    @property
+    def eval_transform(self) -> EvalTransform:
+        return EvalTransform(self.resize or self.input_size[-1], self.input_size[-1], self.interpolation)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..checkpoints import open_model, parse_source
 from ..data import normalizer
-from ..data.folder import EXTENSIONS, fit_image
+from ..data.folder import EXTENSIONS
 from ..errors import UsageError
 from ..hardware import native_bf16, resolve_device
 from ..nn import fold_batchnorm
@@ -128,7 +128,8 @@ class Predictor:
 
     def prepare(self, item: Any) -> np.ndarray:
         """One input as the model's uint8 (C, H, W): image files and PIL images are resized and
-        centre-cropped as in training; arrays (H, W, C) and tensors (C, H, W) must already fit."""
+        centre-cropped as the run evaluated them (``info.eval_transform``); arrays (H, W, C) and tensors
+        (C, H, W) must already fit."""
         c, h, w = self.info.input_size
         if isinstance(item, (str, Path)):
             path = Path(item)
@@ -140,7 +141,7 @@ class Predictor:
             except (UnidentifiedImageError, OSError) as e:
                 raise UsageError(f"{path}: not a readable image ({type(e).__name__})") from None
         if isinstance(item, Image.Image):
-            pixels = fit_image(item, h)  # RGB; a grayscale model takes the mean of the channels
+            pixels = self.info.eval_transform(item)  # RGB; a grayscale model takes the mean of the channels
             if c == 1:
                 pixels = pixels.mean(axis=2, keepdims=True).round().astype(np.uint8)
             return np.ascontiguousarray(pixels.transpose(2, 0, 1))

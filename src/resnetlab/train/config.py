@@ -25,6 +25,7 @@ EXECUTION = (
     "dist_timeout", "workers", "out",
 )  # fmt: skip
 
+GOYAL_WARMUP_EPOCHS = 5  # Goyal et al. 2017, Sec. 2.2: gradual warm-up over 5 epochs for batches over 256
 TTA = ("none", "flip", "flip-translate", "ten-crop")  # as resnetlab.evaluation.TTA (config imports no torch)
 
 # Recipes: named starting points; any field can be overridden after them.
@@ -43,6 +44,37 @@ RECIPES: dict[str, dict] = {
         weight_decay=1e-4,
         schedule="step",
         milestones=(0.5, 0.75),
+    ),
+    # He et al. 2015, Sec. 3.4: SGD with momentum 0.9, weight decay 1e-4, batch 256, lr 0.1 divided by 10 when
+    # the error plateaus, up to 60e4 iterations (120 epochs of ImageNet); the plateaus as a step schedule at
+    # 50% and 75% of the iterations (as most reproductions). Scale augmentation, PCA lighting, ImageNet's
+    # mean and std; lr 0.1 per 256 images, with Goyal et al.'s 5-epoch warm-up above 256.
+    "paper-imagenet": dict(
+        epochs=120,
+        batch_size=256,
+        lr=0.1,
+        lr_base_size=256,
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="step",
+        milestones=(0.5, 0.75),
+        augment="scale",
+        lighting=0.1,
+        mean_std="imagenet",
+    ),
+    # torchvision's ImageNet reference (references/classification): 90 epochs, lr 0.1 per 256 images divided by
+    # 10 at epochs 30 and 60, weight decay 1e-4, random-resized crop and flip.
+    "imagenet-step": dict(
+        epochs=90,
+        batch_size=256,
+        lr=0.1,
+        lr_base_size=256,
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="step",
+        milestones=(1 / 3, 2 / 3),
+        augment="random-resized-crop",
+        mean_std="imagenet",
     ),
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
     "cosine": _COSINE,
@@ -87,11 +119,25 @@ class TrainConfig:
                              "CPU cores minus its torch threads, at least 1; 0: in this process)",
                              metavar="N")  # fmt: skip
     image_size: int | None = _f(None, "side in pixels for image folders (default: the model's)", metavar="PX")
+    augment: str = _f("pad-crop-flip", "training augmentation: pad-crop-flip (Sec. 4.2: 4-pixel translation and "
+                      "flip of the decoded images, on the device); scale (Sec. 3.4: shorter side random in "
+                      "[256, 480]·S/224, random S×S crop, flip) or random-resized-crop (torchvision's: 8-100% "
+                      "of the area, aspect 3/4-4/3, flip), each file cropped anew in the workers (folder: "
+                      "sources, streamed)", choices=("pad-crop-flip", "scale", "random-resized-crop"))  # fmt: skip
+    lighting: float = _f(0.0, "PCA colour augmentation (Krizhevsky et al., the paper's Sec. 3.4: 0.1) with this "
+                         "sigma, on the device (0: off)", metavar="SIGMA")  # fmt: skip
+    mean_std: str = _f("data", "input normalization: data (per channel, measured on the training images) or "
+                       "imagenet (torchvision's constants)", choices=("data", "imagenet"))  # fmt: skip
+    eval_resize: int | None = _f(None, "evaluation: shorter side resized to PX, then the centre --image-size crop "
+                                 "(default: round(S/0.875), 256 for 224, with the scale and random-resized-crop "
+                                 "augmentations; else S)", metavar="PX")  # fmt: skip
     recipe: str = _f("paper-cifar", "the named recipe the other fields start from", choices=tuple(RECIPES))
     epochs: int | None = _f(None, "passes over the training set", metavar="N", group="budget")
     iterations: int | None = _f(None, "SGD steps in all (paper: 64000)", metavar="N", group="budget")
     batch_size: int = _f(128, "images per step (paper: 128)", metavar="N")
-    lr: float = _f(0.1, "peak learning rate", metavar="X")
+    lr: float = _f(0.1, "peak learning rate (per --lr-base-size images when that is given)", metavar="X")
+    lr_base_size: int | None = _f(None, "--lr is the rate of a global batch of N, scaled linearly to --batch-size "
+                                  "(Goyal et al.; timm's --lr-base-size)", metavar="N")  # fmt: skip
     momentum: float = _f(0.9, "SGD momentum (paper: 0.9)", metavar="X")
     nesterov: bool = _f(False, "Nesterov momentum")
     weight_decay: float = _f(1e-4, "L2 on every parameter (paper: 1e-4)", metavar="X")
@@ -100,7 +146,10 @@ class TrainConfig:
     milestones: tuple[float, ...] = _f(
         (0.5, 0.75), "step schedule, fractions of all iterations (paper: 32k and 48k of 64k)", metavar="F", nargs="+"
     )
-    warmup_iterations: int = _f(0, "cosine, linear: warm-up steps from 0 to lr", metavar="N")
+    warmup_iterations: int = _f(0, "linear warm-up steps from 0 to the peak lr", metavar="N")
+    warmup_epochs: float | None = _f(None, "linear warm-up over N epochs instead (default: 5 when --lr-base-size is "
+                                     "given and --batch-size exceeds it, Goyal et al.; else none)",
+                                     metavar="N")  # fmt: skip
     warmup_lr: float | None = _f(None, "constant lr until the training error is below --warmup-error (Sec. 4.2: "
                                  "0.01; default: 0.01 for CIFAR nets of 110 layers or more under paper-cifar, "
                                  "else off; 0: off)", metavar="X")  # fmt: skip
@@ -152,6 +201,8 @@ class TrainConfig:
             "save_every",
             "threads",
             "image_size",
+            "eval_resize",
+            "lr_base_size",
             "dist_timeout",
         )
         for name in positive:
@@ -176,6 +227,8 @@ class TrainConfig:
             raise UsageError(f"warmup_lr must be >= 0 (0: off), got {self.warmup_lr!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise UsageError(f"clip_grad_norm must be > 0 (omit it for no clipping), got {self.clip_grad_norm!r}")
+        if self.lighting < 0 or (self.warmup_epochs is not None and self.warmup_epochs < 0):
+            raise UsageError(f"lighting and warmup_epochs must be >= 0, got {self.lighting!r}, {self.warmup_epochs!r}")
         if not 0 <= self.ema < 1:
             raise UsageError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
@@ -187,6 +240,19 @@ class TrainConfig:
             return self.iterations
         assert self.epochs is not None  # exactly one of the two is set (__post_init__)
         return self.epochs * steps_per_epoch
+
+    @property
+    def peak_lr(self) -> float:
+        """``lr``, scaled to the batch when it is given per ``lr_base_size`` images."""
+        return self.lr * self.batch_size / self.lr_base_size if self.lr_base_size else self.lr
+
+    def warmup_steps(self, steps_per_epoch: int) -> int:
+        """Iterations of linear warm-up: ``warmup_epochs`` of them when given (by default 5 when the batch is
+        over ``lr_base_size``: Goyal et al.'s gradual warm-up of large batches), else ``warmup_iterations``."""
+        epochs = self.warmup_epochs
+        if epochs is None and self.lr_base_size and self.batch_size > self.lr_base_size:
+            epochs = GOYAL_WARMUP_EPOCHS
+        return round(epochs * steps_per_epoch) if epochs else self.warmup_iterations
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

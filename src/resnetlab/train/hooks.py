@@ -35,6 +35,7 @@ class SessionView(Protocol):
     data: ImageData | StreamedFolder
     model: nn.Module  # the trained model (not wrapped by DDP or compiled)
     evaluated: nn.Module  # what is evaluated and shipped: the model, unless a hook puts e.g. its average here
+    std: list[float]  # the input normalization's, per channel
     state: RunState  # read it when needed: a resume replaces it after ``on_start``
     total: int  # iterations of the whole run
 

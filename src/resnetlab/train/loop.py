@@ -68,7 +68,8 @@ def _train(s: Session) -> dict:
                 tick = time.perf_counter()
                 for step, x, y in _timed(s.loader.batches(state.epoch, state.step, steps), s):
                     # One SGD step on an augmented batch; its randomness depends on (seed, epoch, step) only.
-                    lr = s.hooks.learning_rate(state.iteration, learning_rate(config, state.iteration, s.total))
+                    scheduled = learning_rate(config, state.iteration, s.total, s.warmup)
+                    lr = s.hooks.learning_rate(state.iteration, scheduled)
                     x = s.hooks.transform_inputs(s.normalize(x))
                     stop = sgd_step(s, step, x, y, lr, interrupt["requested"])
                     s.images += len(y) * world.size
@@ -173,7 +174,7 @@ def end_epoch(s: Session, lr: float) -> None:
         for split in ("val", "test"):
             if data.split_size(split):  # every process evaluates its slice of the split
                 batches = data.eval_batches(split, *shard(data.split_size(split)), EVAL_BATCH)
-                result = evaluate_batches(predict, batches, data.class_names, config.tta)
+                result = evaluate_batches(predict, batches, data.class_names, config.tta, data.image_shape[-1])
                 record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)
     record["images_per_s"] = round(s.images / max(s.train_s, 1e-9), 1)

@@ -9,17 +9,19 @@ from .hooks import Hook, SessionView, Step
 from .state import RunState
 
 
-def learning_rate(config: TrainConfig, iteration: int, total: int) -> float:
-    """The schedule's lr at step ``iteration`` (from 0) of ``total``."""
-    if config.schedule == "step":  # lr / 10 at each milestone (32k and 48k of 64k in the paper)
-        return config.lr * 0.1 ** sum(iteration >= round(m * total) for m in config.milestones)
-    w = config.warmup_iterations
+def learning_rate(config: TrainConfig, iteration: int, total: int, warmup: int | None = None) -> float:
+    """The schedule's lr at step ``iteration`` (from 0) of ``total``, after ``warmup`` steps of linear warm-up
+    from 0 (default ``config.warmup_iterations``; a run passes ``config.warmup_steps``)."""
+    peak = config.peak_lr
+    w = config.warmup_iterations if warmup is None else warmup
     if iteration < w:
-        return config.lr * (iteration + 1) / w
+        return peak * (iteration + 1) / w
+    if config.schedule == "step":  # lr / 10 at each milestone (32k and 48k of 64k in the paper)
+        return peak * 0.1 ** sum(iteration >= round(m * total) for m in config.milestones)
     progress = (iteration - w) / max(1, total - w)  # 0 after the warm-up, 1 at the end
     if config.schedule == "linear":  # linear to zero (one-cycle's shape, as the fast CIFAR recipes use)
-        return config.lr * (1 - progress)
-    return 0.5 * config.lr * (1 + math.cos(math.pi * progress))
+        return peak * (1 - progress)
+    return 0.5 * peak * (1 + math.cos(math.pi * progress))
 
 
 class ConstantWarmup(Hook):

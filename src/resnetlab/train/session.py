@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .distributed import World, world_from_env
 from .ema import WeightAveraging
 from .hooks import Hook, Hooks
+from .lighting import Lighting
 from .progressive import ProgressiveResizing
 from .schedule import ConstantWarmup
 from .setup import Log, build_model, model_input_size, prepare_data, provenance, training_forward, write_json
@@ -109,6 +110,7 @@ class Session:
     def __post_init__(self) -> None:
         self.normalize = normalizer(self.mean, self.std, self.device, self.run.channels_last)
         self.n_epochs = math.ceil(self.total / self.loader.steps_per_epoch)
+        self.warmup = self.config.warmup_steps(self.loader.steps_per_epoch)  # linear warm-up iterations
         self.started, self.started_at = time.perf_counter(), self.state.iteration
 
     @property
@@ -146,6 +148,7 @@ class Session:
                 "input_size": list(self.data.image_shape),
                 "class_names": list(self.data.class_names),
                 "normalization": {"mean": self.mean, "std": self.std},
+                "eval_transform": self.data.eval_transform.to_json(self.mean, self.std),
                 "world_size": self.world.size,
             }
             keep = self.config.keep_checkpoints
@@ -176,6 +179,8 @@ def builtin_hooks(config: TrainConfig, run: Resolved) -> list[Hook]:
         hooks.append(WeightAveraging(config.ema))
     if config.clip_grad_norm is not None:
         hooks.append(GradientClipping(config.clip_grad_norm))
+    if config.lighting:
+        hooks.append(Lighting(config.lighting))
     return hooks
 
 
@@ -256,9 +261,10 @@ def _loader(config: TrainConfig, prepared, device: torch.device, world: World, l
     """The training batches, this rank's slice of each global batch; pad-crop-flip runs on the device, on whole
     batches: from the images in memory, or from files decoded by worker processes."""
     data = prepared.data
-    if isinstance(data, StreamedFolder):
-        loader = StreamLoader(data.train, data.size, config.batch_size, config.seed, data.augmentation, world.rank,
-                              world.size, data.workers, device, warn=log.warn)  # fmt: skip
+    if isinstance(data, StreamedFolder):  # files cropped in the workers take no pad-crop-flip
+        augment = None if data.train_transform else data.augmentation
+        loader = StreamLoader(data.train, data.size, config.batch_size, config.seed, augment, world.rank, world.size,
+                              data.workers, device, warn=log.warn, transform=data.train_transform)  # fmt: skip
         if loader.dropped:
             log(f"data: {loader.dropped} of {len(data.train)} training files are left out of each epoch (fewer than "
                 f"one global batch of {config.batch_size}; a new order each epoch)")  # fmt: skip

@@ -21,8 +21,10 @@ from torch import nn
 from .. import pretrained
 from ..checkpoints import load_state_dict_file
 from ..data import ImageData, channel_stats
+from ..data.folder import Transform
 from ..data.sources import open_data
 from ..data.stream import StreamedFolder
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, TRAIN_TRANSFORMS, EvalTransform
 from ..errors import UsageError
 from ..hardware import describe
 from ..models import check_model_args, create_model, default_input_size, run_model_kwargs
@@ -108,7 +110,9 @@ class Data:
 def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode: str, local_size: int) -> Data:
     """The run's ``Data``; ``mode``: the requested data mode (a resume's: the one it started with);
     ``local_size``: the processes sharing this machine's cores."""
-    data, mode, why = open_data(config.data, image_size, mode, out, log, config.subset)
+    train_transform, eval_transform, per_file = transforms(config, image_size)
+    data, mode, why = open_data(config.data, image_size, mode, out, log, config.subset, per_file, train_transform,
+                                eval_transform)  # fmt: skip
     data = data.subset(config.subset).split_validation(config.val_split)
     if isinstance(data, StreamedFolder):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -116,10 +120,22 @@ def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode
             config.workers if config.workers is not None else max(1, cores // local_size - torch.get_num_threads())
         )
         data = replace(data, workers=workers)
-        mean, std = data.stats()
+    if config.mean_std == "imagenet":
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
-        mean, std = channel_stats(data.x_train)
+        mean, std = data.stats() if isinstance(data, StreamedFolder) else channel_stats(data.x_train)
     return Data(data, mean, [max(s, 1e-3) for s in std], mode, why)
+
+
+def transforms(config: TrainConfig, size: int) -> tuple[Transform | None, EvalTransform, str | None]:
+    """(the per-file training transform of ``--augment``, or None for pad-crop-flip on the device; the evaluation
+    transform; the flag that asks for per-file transforms, or None)."""
+    per_file = TRAIN_TRANSFORMS.get(config.augment)
+    resize = config.eval_resize or (EvalTransform.imagenet(size).resize if per_file else size)
+    if resize < size:
+        raise UsageError(f"--eval-resize {resize} is smaller than the {size}-pixel crop; give {size} or more")
+    flag = f"--augment {config.augment}" if per_file else f"--eval-resize {resize}" if resize != size else None
+    return (per_file(size) if per_file else None), EvalTransform(resize, size), flag
 
 
 def model_input_size(config: TrainConfig) -> int:
