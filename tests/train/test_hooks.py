@@ -51,7 +51,7 @@ def test_each_event_once_per_step_and_epoch(tiny_npz, tmp_path):
 def test_hooks_resume_bit_exactly(tiny_npz, tmp_path):
     """Every built-in hook at once, and a stateful hook of the test's own, interrupted mid-epoch, mid-warm-up
     and before the resizing ends: the resumed run ends where an uninterrupted one does, bit for bit."""
-    kw = dict(val_split=64, warmup_lr=0.01, warmup_error=0.65, small_size=8, ema=0.9, clip_grad_norm=0.5)
+    kw = dict(val_split=64, warmup_lr=0.01, warmup_error=0.65, small_size=8, ema=0.9, clip_grad_norm=0.5, lighting=0.1)
     reference, out = tmp_path / "reference", tmp_path / "interrupted"
     whole = Counter()
     fit(tiny_config(tiny_npz, reference, **kw), hooks=[whole])

@@ -11,10 +11,12 @@ import torch
 
 from .. import hardware
 from ..checkpoints import open_model, parse_source, resolve
-from ..data import load_data, normalizer
+from ..data import ImageData, load_data, normalizer
+from ..data.folder import list_folder
+from ..data.stream import StreamedFolder
 from ..data.transforms import EvalTransform
 from ..errors import UsageError
-from ..evaluation import Evaluation, Predict, evaluate, torch_predictor
+from ..evaluation import Evaluation, Predict, evaluate_batches, shard, torch_predictor
 from ..models import input_shape
 from ..plots import plot_confusion
 from .formats import FORMATS
@@ -53,19 +55,18 @@ def evaluate_source(
         raise UsageError(f"{label}: give the test images with --data (e.g. cifar10:DIR with the CIFAR-10 python "
                          "batches, or npz:FILE)")  # fmt: skip
     c, h, w = input_shape(meta)
-    transform = EvalTransform.of(meta, h)  # decoded at its centre square, cropped by the evaluation
-    data = load_data(spec, transform.resize)
-    if data.x_test is None or data.y_test is None:
+    data = _test_data(spec, EvalTransform.of(meta, h))
+    if not data.split_size("test"):
         raise UsageError(f"--data {spec}: has no test split to evaluate on")
-    square = (c, transform.resize, transform.resize)
-    if data.image_shape != square or data.num_classes != meta["num_classes"]:
+    shape = (c, h, w)
+    if data.image_shape[0] != c or data.num_classes != meta["num_classes"]:
         raise UsageError(f"--data {spec}: {data.num_classes} classes of {data.image_shape} images, but the model was "
-                         f"trained on {meta['num_classes']} classes of {square} images"
-                         + (f" (cropped to {(c, h, w)})" if square != (c, h, w) else ""))  # fmt: skip
+                         f"trained on {meta['num_classes']} classes of {shape} images")  # fmt: skip
     tta = tta or "none"
     if tta != "none" and not data.flip:
         tta = "none"  # a mirrored digit is another class: no test-time augmentation there
-    result = evaluate(predict, data.x_test, data.y_test, meta["class_names"], tta, crop=h)
+    batches = data.eval_batches("test", *shard(data.split_size("test")), EVAL_BATCH)
+    result = evaluate_batches(predict, batches, meta["class_names"], tta, crop=h)
     name = label if weights is not None or exported else resolve(path)
     log(f"{name} (iteration {meta['iteration']}) on {spec}: {result.images} test images"
         + (f", {tta} test-time augmentation" if tta != "none" else ""))  # fmt: skip
@@ -77,6 +78,24 @@ def evaluate_source(
     plot_confusion(out, result.confusion.numpy(), list(meta["class_names"]), result.error)
     log(f"confusion matrix drawn in {out}")
     return result
+
+
+EVAL_BATCH = 500
+
+
+def _test_data(spec: str, transform: EvalTransform) -> ImageData | StreamedFolder:
+    """The test split of ``spec`` as ``transform`` decodes it: an image folder's files are read batch by batch
+    (one worker process), only its test split; other sources are loaded whole."""
+    kind, _, path = spec.partition(":")
+    if kind != "folder":
+        data = load_data(spec, transform.crop)
+        if data.image_shape[1:] != (transform.crop, transform.crop):
+            raise UsageError(f"--data {spec}: {data.image_shape[1:]} images, but the model takes "
+                             f"{(transform.crop, transform.crop)}")  # fmt: skip
+        return data
+    train, test = list_folder(path)
+    return StreamedFolder(Path(path).name, train.listing.classes, train, transform.crop, test=test, workers=1,
+                          evaluation=transform)  # fmt: skip
 
 
 def _runtime_predictor(predictor: Predictor) -> Predict:

@@ -52,6 +52,11 @@ def _train(s: Session) -> dict:
         f"({s.n_epochs} epochs of {s.loader.steps_per_epoch}) on {s.device}, {torch.get_num_threads()} threads"
         f"{processes}"
     )
+    if config.lr_base_size or s.warmup:
+        s.log(f"learning rate: peak {config.peak_lr:g}"
+              + (f" ({config.lr:g} per {config.lr_base_size} images, scaled to {config.batch_size})"
+                 if config.lr_base_size else "")
+              + (f", reached by {s.warmup} iterations of linear warm-up" if s.warmup else ""))  # fmt: skip
     s.log(f"config:\n{config}")
 
     # Epochs of SGD steps; Ctrl-C stops between two steps, and every way out but divergence saves.

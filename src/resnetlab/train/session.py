@@ -227,6 +227,11 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
             if isinstance(data, StreamedFolder) else ""))  # fmt: skip
         if isinstance(data, StreamedFolder) and world.main:
             keep_listing(data.train, out)
+        evaluated = data.eval_transform
+        if config.augment != "pad-crop-flip" or config.lighting or evaluated.resize != evaluated.crop:
+            log(f"augmentation: {config.augment}" + (f", PCA lighting sigma {config.lighting}" if config.lighting
+                else "") + f"; evaluation: shorter side to {evaluated.resize}, centre {evaluated.crop}×"
+                f"{evaluated.crop} crop; normalization: {config.mean_std} mean and std")  # fmt: skip
 
         model = build_model(config, data, log, channels_last=run.channels_last).to(device)
         if world.size > 1 and config.sync_bn:
