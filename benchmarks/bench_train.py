@@ -42,7 +42,7 @@ from resnetlab.nn import set_batchnorm_kernel
 
 # ---- the plain-PyTorch reference (independent of resnetlab's model code) ----
 class RefBlock(nn.Module):
-    def __init__(self, cin, cout, stride, bottleneck):
+    def __init__(self, cin, cout, stride, bottleneck, projection):
         super().__init__()
         mid = cout // 4 if bottleneck else cout
         convs = (
@@ -56,7 +56,7 @@ class RefBlock(nn.Module):
         self.stride = stride
         self.proj = (
             nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if bottleneck and (stride != 1 or cin != cout)
+            if projection and (stride != 1 or cin != cout)
             else None
         )
 
@@ -75,20 +75,23 @@ class RefBlock(nn.Module):
 
 
 class RefResNet(nn.Module):
-    def __init__(self, imagenet: bool):
+    def __init__(self, model: str):
         super().__init__()
-        if imagenet:  # ResNet-50
+        imagenet, bottleneck = model in ("resnet18", "resnet50"), model == "resnet50"
+        if imagenet:  # ResNet-18 (basic blocks) or ResNet-50 (bottlenecks), projection shortcuts (option B)
             self.stem = nn.Sequential(
                 nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
             )
-            plan, cin = [(256, 3, 1), (512, 4, 2), (1024, 6, 2), (2048, 3, 2)], 64
+            plan = [(256, 3, 1), (512, 4, 2), (1024, 6, 2), (2048, 3, 2)] if bottleneck else [
+                (64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)]  # fmt: skip
+            cin = 64
         else:  # CIFAR ResNet-20
             self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
             plan, cin = [(16, 3, 1), (32, 3, 2), (64, 3, 2)], 16
         blocks = []
         for cout, n, stride in plan:
             for j in range(n):
-                blocks.append(RefBlock(cin, cout, stride if j == 0 else 1, imagenet))
+                blocks.append(RefBlock(cin, cout, stride if j == 0 else 1, bottleneck, imagenet))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(cin, 1000 if imagenet else 10)
@@ -194,17 +197,17 @@ def loop_images_per_second(model: str, batch: int, size: int, epochs: int) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet50"])
+    parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet18", "resnet50"])
     parser.add_argument("--steps", type=int, default=200, help="timed steps per path, after 5 warm-up steps")
     parser.add_argument("--loop-epochs", type=int, default=3, help="loop: epochs of 78 steps (the first not timed)")
-    parser.add_argument("--batch-size", type=int, help="default: 128 for resnet20, 16 for resnet50")
+    parser.add_argument("--batch-size", type=int, help="default: 128 for resnet20, 16 for resnet18 and resnet50")
     parser.add_argument(
         "--paths",
         default=",".join(default_paths()),
         help=f"comma-separated, from auto, reference-best, loop, {', '.join(PATHS)}",
     )
     args = parser.parse_args()
-    imagenet = args.model == "resnet50"
+    imagenet = args.model != "resnet20"
     batch, size = (16, 224) if imagenet else (128, 32)
     batch = args.batch_size or batch
     macs = resnetlab.summary(resnetlab.create_model(args.model), (3, size, size)).total_mult_adds
@@ -215,12 +218,12 @@ def main() -> None:
         f"CPU {hardware.describe()}, capability {torch.backends.cpu.get_cpu_capability()}, "
         f"native bf16 {'yes' if hardware.native_bf16() else 'no'}; auto = {hardware.fast_path(torch.device('cpu'))[:3]}"
     )
-    ref = images_per_second(RefResNet(imagenet), batch, size, args.steps)
+    ref = images_per_second(RefResNet(args.model), batch, size, args.steps)
     print(f"{'path':>22} {'img/s':>8} {'GFLOP/s':>8} {'vs reference':>13}")
     print(f"{'reference (plain torch)':>22} {ref:8.1f} {ref * gflop:8.1f} {1.0:12.2f}x")
     for name in args.paths.split(","):
         if name == "reference-best":
-            ips = images_per_second(RefResNet(imagenet), batch, size, args.steps, True, True, True)
+            ips = images_per_second(RefResNet(args.model), batch, size, args.steps, True, True, True)
         elif name == "loop":
             if imagenet:
                 continue  # the trainer's recipe is a CIFAR one; ResNet-50 is timed by the step alone

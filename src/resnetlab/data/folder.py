@@ -36,12 +36,6 @@ def load_image(path: str | Path, size: int | Transform, rng: np.random.Generator
         return transform(f, rng)
 
 
-def fit_image(image: Image.Image, size: int) -> np.ndarray:
-    """A PIL image of any mode as RGB uint8 (size, size, 3): shorter side resized to ``size``, then
-    centre-cropped (torchvision's Resize + CenterCrop; ``transforms.EvalTransform(size, size)``)."""
-    return EvalTransform(size, size)(image)
-
-
 @dataclass(frozen=True, eq=False)
 class FileSet:
     """Some files of a listing, in order: file i is ``listing.path(index[i])`` with class ``labels[i]``
