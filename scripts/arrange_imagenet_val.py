@@ -50,7 +50,9 @@ def main() -> None:
     files = {f.stem: f for f in args.val_dir.iterdir() if f.is_file()}
     missing = sorted(set(labels) - set(files))
     if missing:
-        sys.exit(f"{len(missing)} labelled images are not in {args.val_dir}, e.g. {missing[0]}: is it the right folder?")
+        sys.exit(
+            f"{len(missing)} labelled images are not in {args.val_dir}, e.g. {missing[0]}: is it the right folder?"
+        )
     for stem, wnid in labels.items():
         (out / wnid).mkdir(parents=True, exist_ok=True)
         target = out / wnid / files[stem].name

@@ -74,8 +74,10 @@ def main() -> None:
         print(f"{split}: {10 * per} files")
     (args.out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {name}\n" for w, name in SYNSETS))
     sizes_kb = np.array(sizes) / 1000
-    print(f"{len(sizes)} JPEGs (quality 90) in {args.out}: mean {sizes_kb.mean():.1f} KB, min {sizes_kb.min():.1f}, "
-          f"max {sizes_kb.max():.1f}; {sizes_kb.sum() / 1000:.0f} MB in all")
+    print(
+        f"{len(sizes)} JPEGs (quality 90) in {args.out}: mean {sizes_kb.mean():.1f} KB, min {sizes_kb.min():.1f}, "
+        f"max {sizes_kb.max():.1f}; {sizes_kb.sum() / 1000:.0f} MB in all"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def test_the_flat_validation_folder_is_arranged_by_its_labels(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), str(val), str(csv)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(str(p.relative_to(val)) for p in val.rglob("*.JPEG")) == [
-        f"n01751748/{names[0]}", f"n01751748/{names[2]}", f"n09193705/{names[1]}"
+        f"n01751748/{names[0]}",
+        f"n01751748/{names[2]}",
+        f"n09193705/{names[1]}",
     ]
     wrong = tmp_path / "labels.txt"
     wrong.write_text("ILSVRC2012_val_00000009.JPEG n01751748\n")
