@@ -22,6 +22,12 @@ class Classified:
     eval_transform: EvalTransform  # how evaluation images were decoded (their centre square) and are cropped
 
     @property
+    def eval_crop(self) -> int | None:
+        """The side evaluation crops its decoded images to (``evaluation.views``), None when it takes them whole."""
+        t = self.eval_transform
+        return t.crop if t.resize != t.crop else None
+
+    @property
     def flip(self) -> bool:
         """Whether a mirrored image keeps its class (natural images; not digits)."""
         return self.augmentation.flip

@@ -55,7 +55,7 @@ def evaluate_source(
         raise UsageError(f"{label}: give the test images with --data (e.g. cifar10:DIR with the CIFAR-10 python "
                          "batches, or npz:FILE)")  # fmt: skip
     c, h, w = input_shape(meta)
-    data = _test_data(spec, EvalTransform.of(meta, h))
+    data = _test_data(spec, EvalTransform.of(meta, h), (h, w))
     if not data.split_size("test"):
         raise UsageError(f"--data {spec}: has no test split to evaluate on")
     shape = (c, h, w)
@@ -66,7 +66,7 @@ def evaluate_source(
     if tta != "none" and not data.flip:
         tta = "none"  # a mirrored digit is another class: no test-time augmentation there
     batches = data.eval_batches("test", *shard(data.split_size("test")), EVAL_BATCH)
-    result = evaluate_batches(predict, batches, meta["class_names"], tta, crop=h)
+    result = evaluate_batches(predict, batches, meta["class_names"], tta, data.eval_crop)
     name = label if weights is not None or exported else resolve(path)
     log(f"{name} (iteration {meta['iteration']}) on {spec}: {result.images} test images"
         + (f", {tta} test-time augmentation" if tta != "none" else ""))  # fmt: skip
@@ -83,15 +83,14 @@ def evaluate_source(
 EVAL_BATCH = 500
 
 
-def _test_data(spec: str, transform: EvalTransform) -> ImageData | StreamedFolder:
+def _test_data(spec: str, transform: EvalTransform, size: tuple[int, int]) -> ImageData | StreamedFolder:
     """The test split of ``spec`` as ``transform`` decodes it: an image folder's files are read batch by batch
-    (one worker process), only its test split; other sources are loaded whole."""
+    (one worker process), only its test split; other sources are loaded whole and must be of ``size``."""
     kind, _, path = spec.partition(":")
     if kind != "folder":
         data = load_data(spec, transform.crop)
-        if data.image_shape[1:] != (transform.crop, transform.crop):
-            raise UsageError(f"--data {spec}: {data.image_shape[1:]} images, but the model takes "
-                             f"{(transform.crop, transform.crop)}")  # fmt: skip
+        if data.image_shape[1:] != size:
+            raise UsageError(f"--data {spec}: {data.image_shape[1:]} images, but the model takes {size}")
         return data
     train, test = list_folder(path)
     return StreamedFolder(Path(path).name, train.listing.classes, train, transform.crop, test=test, workers=1,

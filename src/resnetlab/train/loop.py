@@ -179,7 +179,7 @@ def end_epoch(s: Session, lr: float) -> None:
         for split in ("val", "test"):
             if data.split_size(split):  # every process evaluates its slice of the split
                 batches = data.eval_batches(split, *shard(data.split_size(split)), EVAL_BATCH)
-                result = evaluate_batches(predict, batches, data.class_names, config.tta, data.image_shape[-1])
+                result = evaluate_batches(predict, batches, data.class_names, config.tta, data.eval_crop)
                 record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)
     record["images_per_s"] = round(s.images / max(s.train_s, 1e-9), 1)
