@@ -11,7 +11,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[demo,test,lint,deploy]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[demo,test,lint,deploy,fast-jpeg]"
 	touch $(STAMP)
 
 # About 80 s on 2 CPU cores: ResNet-20 on the embedded MNIST digits for 6 epochs (about 2% test error).

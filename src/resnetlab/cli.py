@@ -155,6 +155,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_data_pack(args) -> int:
+    from .data.shards import pack, parse_size
+
+    info = pack(args.source.removeprefix("folder:"), args.out, parse_size(args.shard_size), args.seed)
+    print(f"wrote {sum(len(s.files) for s in info.splits.values())} shards and _info.json to {args.out}; train with "
+          f"--data wds:{args.out}")  # fmt: skip
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    from .data.sources import describe
+
+    print(describe(args.source, args.num_classes))
+    return 0
+
+
 def cmd_experiment(args) -> int:
     from .experiments import EXPERIMENTS, training_flags
     from .train import TrainingInterrupted
@@ -264,6 +280,26 @@ def _train_parser(commands) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _data_parser(commands) -> None:
+    p = commands.add_parser("data", help="pack an image folder as WebDataset shards; describe a data source",
+                            description="Pack a folder once as shards, or describe any source.")  # fmt: skip
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    q = tasks.add_parser("pack", help="write folder:ROOT as tar shards and _info.json (timm's WebDataset layout)",
+                         description="Write an image folder's splits as WebDataset shards: DIR/train-NNNNNN.tar, "
+                         "DIR/val-NNNNNN.tar (or test-), DIR/_info.json; samples in a seeded random order, original "
+                         "bytes, unreadable files named and left out.")  # fmt: skip
+    q.add_argument("source", metavar="folder:ROOT")
+    q.add_argument("--out", required=True, metavar="DIR")
+    q.add_argument("--shard-size", default="256MB", metavar="SIZE", help="bytes per shard (default 256MB)")
+    q.add_argument("--seed", type=int, default=0, help="the order of the samples (default 0)")
+    q.set_defaults(func=cmd_data_pack)
+    q = tasks.add_parser("info", help="splits, classes, sample counts and sizes of a --data source",
+                         description="The splits, classes, sample counts and sizes of a data source.")  # fmt: skip
+    q.add_argument("source", metavar="SPEC", help=SPECS)
+    q.add_argument("--num-classes", type=int, help="wds: brace patterns without an _info.json")
+    q.set_defaults(func=cmd_data_info)
+
+
 SOURCE_HELP = "a run folder, a checkpoint, or MODEL.WEIGHTS: a model's shipped weights (e.g. resnet56.cifar10)"
 
 
@@ -305,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _train_parser(commands)
     _experiment_parser(commands)
+    _data_parser(commands)
 
     p = commands.add_parser(
         "eval",

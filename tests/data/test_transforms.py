@@ -2,6 +2,7 @@
 crop's area and aspect ranges (fallbacks counted), the evaluation crop, PCA lighting's covariance."""
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -83,3 +84,24 @@ def test_pca_lighting_offsets_have_the_published_covariance():
     assert offsets.mean(0).abs().max() < 4 * math.sqrt(expected.diagonal().max() / n)
     rows = pca_lighting(x[:4], std, generator(0, 3, 0, 0), sigma, batch=n, rows=slice(0, 4))
     assert torch.equal(rows, out[:4])  # a process's rows get the draws those rows get in one process
+
+
+def test_both_decoders_give_the_same_crops_decoded_no_larger_than_needed(tmp_path):
+    """A 480×360 JPEG with a bright square: every transform places it identically whether Pillow (draft) or
+    simplejpeg decodes, whatever DCT scale serves the request; their pixels differ by rounding only."""
+    from resnetlab.data.decode import Source, simplejpeg
+
+    x = np.full((360, 480, 3), 60, np.uint8)
+    x[120:240, 200:320] = 230
+    path = tmp_path / "square.jpg"
+    Image.fromarray(x).save(path, quality=95)
+    assert Source(path, "pillow").decode(120, 90).size == (120, 90)  # 1/4 scale: a draft, not a full decode
+    decoders = ["pillow"] + (["simplejpeg"] if simplejpeg is not None else [])
+    if os.environ.get("CI") == "true":
+        assert simplejpeg is not None, "CI installs the fast-jpeg extra"
+    for transform in (EvalTransform(64, 56), ScaleAugment(56), RandomResizedCrop(56)):
+        outs = [transform(Source(path, d), np.random.default_rng(3)).astype(int) for d in decoders]
+        full = transform(Image.open(path).convert("RGB"), np.random.default_rng(3)).astype(int)  # no draft
+        for out in outs:
+            assert out.shape == full.shape and np.abs(out - full).mean() < 6
+            assert np.array_equal(out > 145, full > 145) or np.mean((out > 145) != (full > 145)) < 0.03

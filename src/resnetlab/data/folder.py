@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..errors import UsageError
 from .dataset import ImageData, from_hwc
+from .decode import Source
 from .listing import EXTENSIONS, Listing, cached, save, scan
 from .transforms import EvalTransform
 
@@ -32,8 +33,11 @@ def load_image(path: str | Path, size: int | Transform, rng: np.random.Generator
     Resize + CenterCrop). Pillow reads what the file holds, whatever its extension says (a PNG named ``.JPEG``),
     in any mode (a CMYK JPEG)."""
     transform = EvalTransform(size, size) if isinstance(size, int) else size
-    with Image.open(path) as f:
-        return transform(f, rng)
+    source = Source(path)
+    try:
+        return transform(source, rng)
+    finally:
+        source.close()
 
 
 @dataclass(frozen=True, eq=False)

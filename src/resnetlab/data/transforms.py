@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
+from .decode import Source
+
 BILINEAR = Image.Resampling.BILINEAR  # PIL's resize filters the whole footprint: antialiased downscaling
 
 # torchvision's per-channel normalization of ImageNet (its ``Normalize`` in every reference recipe), on the
@@ -27,10 +29,18 @@ def sample_rng(seed: int, epoch: int, row: int) -> np.random.Generator:
     return np.random.default_rng([seed, 2, epoch, row])
 
 
-def _shorter_side_to(image: Image.Image, side: int) -> Image.Image:
-    w, h = image.size
-    scale = side / min(w, h)
-    return image.resize((max(side, round(w * scale)), max(side, round(h * scale))), BILINEAR)
+def _resized_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """(width, height) of an image of the given size with its shorter side resized to ``side``."""
+    scale = side / min(width, height)
+    return max(side, round(width * scale)), max(side, round(height * scale))
+
+
+def _shorter_side_to(image: Image.Image | Source, side: int) -> Image.Image:
+    """Decoded no larger than needed (``decode.Source``), then resized: the output's size is computed on the
+    file's own size, so it does not depend on the scale the decoder chose."""
+    source = image if isinstance(image, Source) else Source(image)
+    size = _resized_size(*source.size, side)
+    return source.decode(*size).resize(size, BILINEAR)
 
 
 @dataclass(frozen=True)
@@ -66,8 +76,8 @@ class EvalTransform:
         return {"resize": self.resize, "crop": self.crop, "interpolation": self.interpolation,
                 "mean": list(mean), "std": list(std)}  # fmt: skip
 
-    def __call__(self, image: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
-        im = _shorter_side_to(image.convert("RGB"), self.resize)
+    def __call__(self, image: Image.Image | Source, rng: np.random.Generator | None = None) -> np.ndarray:
+        im = _shorter_side_to(image, self.resize)
         w, h = im.size
         inset = (self.resize - self.crop) // 2  # of the crop in the centre square
         left, top = (w - self.resize) // 2 + inset, (h - self.resize) // 2 + inset
@@ -104,10 +114,10 @@ class ScaleAugment:
         left, top = int(rng.integers(0, w - self.size + 1)), int(rng.integers(0, h - self.size + 1))
         return side, (left, top, left + self.size, top + self.size)
 
-    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
-        image = image.convert("RGB")
-        side, box = self.box(*image.size, rng)
-        out = _shorter_side_to(image, side).crop(box)
+    def __call__(self, image: Image.Image | Source, rng: np.random.Generator) -> np.ndarray:
+        source = image if isinstance(image, Source) else Source(image)
+        side, box = self.box(*source.size, rng)
+        out = _shorter_side_to(source, side).crop(box)
         if self.flip and rng.random() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return np.array(out, dtype=np.uint8)
@@ -145,10 +155,14 @@ class RandomResizedCrop:
         left, top = (width - w) // 2, (height - h) // 2
         return (left, top, left + w, top + h), True
 
-    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
-        image = image.convert("RGB")
-        box, _ = self.box(*image.size, rng)
-        out = image.resize((self.size, self.size), BILINEAR, box=box)
+    def __call__(self, image: Image.Image | Source, rng: np.random.Generator) -> np.ndarray:
+        source = image if isinstance(image, Source) else Source(image)
+        (width, height), ((left, top, right, bottom), _) = source.size, self.box(*source.size, rng)
+        # decoded at no less than the resolution the crop is resized to, the box scaled to the decoded size
+        need = (math.ceil(width * self.size / (right - left)), math.ceil(height * self.size / (bottom - top)))
+        decoded = source.decode(*need)
+        fx, fy = decoded.size[0] / width, decoded.size[1] / height
+        out = decoded.resize((self.size, self.size), BILINEAR, box=(left * fx, top * fy, right * fx, bottom * fy))
         if self.flip and rng.random() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return np.array(out, dtype=np.uint8)

@@ -13,6 +13,8 @@ from .. import hardware
 from ..checkpoints import open_model, parse_source, resolve
 from ..data import ImageData, load_data, normalizer
 from ..data.folder import list_folder
+from ..data.shard_stream import ShardedData
+from ..data.shards import read_info
 from ..data.stream import StreamedFolder
 from ..data.transforms import EvalTransform
 from ..errors import UsageError
@@ -55,7 +57,7 @@ def evaluate_source(
         raise UsageError(f"{label}: give the test images with --data (e.g. cifar10:DIR with the CIFAR-10 python "
                          "batches, or npz:FILE)")  # fmt: skip
     c, h, w = input_shape(meta)
-    data = _test_data(spec, EvalTransform.of(meta, h), (h, w))
+    data = _test_data(spec, EvalTransform.of(meta, h), (h, w), meta["num_classes"])
     if not data.split_size("test"):
         raise UsageError(f"--data {spec}: has no test split to evaluate on")
     shape = (c, h, w)
@@ -83,10 +85,18 @@ def evaluate_source(
 EVAL_BATCH = 500
 
 
-def _test_data(spec: str, transform: EvalTransform, size: tuple[int, int]) -> ImageData | StreamedFolder:
+def _test_data(
+    spec: str, transform: EvalTransform, size: tuple[int, int], num_classes: int
+) -> ImageData | StreamedFolder | ShardedData:
     """The test split of ``spec`` as ``transform`` decodes it: an image folder's files are read batch by batch
     (one worker process), only its test split; other sources are loaded whole and must be of ``size``."""
     kind, _, path = spec.partition(":")
+    if kind == "wds":
+        info = read_info(path, num_classes)
+        shards = info.split("train")
+        assert shards is not None
+        return ShardedData(info.name, info.class_names, shards, transform.crop, test=info.split("test", "val"),
+                           workers=1, evaluation=transform)  # fmt: skip
     if kind != "folder":
         data = load_data(spec, transform.crop)
         if data.image_shape[1:] != size:

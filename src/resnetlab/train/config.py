@@ -110,6 +110,8 @@ class TrainConfig:
     norm: str = _f("bn", "normalization: this project's BN (default), torch.nn.BatchNorm2d, or none",
                    choices=("bn", "torch", "none"))  # fmt: skip
     data: str = _f("default", f"{SPECS} (default: the embedded digits)")
+    num_classes: int | None = _f(None, "wds: brace patterns without an _info.json: the classes are 0..N-1",
+                                 metavar="N")  # fmt: skip
     subset: int | None = _f(None, "train on the first N training images only", metavar="N")
     val_split: int = _f(0, "hold N training images out for validation (paper: 5000)", metavar="N")
     data_mode: str = _f("auto", "folder: sources: decode every image into memory before training, or stream them "
@@ -202,6 +204,7 @@ class TrainConfig:
             "threads",
             "image_size",
             "eval_resize",
+            "num_classes",
             "lr_base_size",
             "dist_timeout",
         )

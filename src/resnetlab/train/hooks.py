@@ -18,6 +18,7 @@ from typing import Protocol
 from torch import Tensor, nn
 
 from ..data import ImageData
+from ..data.shard_stream import ShardedData
 from ..data.stream import StreamedFolder
 from ..errors import UsageError
 from .config import TrainConfig
@@ -32,7 +33,7 @@ class SessionView(Protocol):
 
     config: TrainConfig  # the run's config, as requested
     world: World
-    data: ImageData | StreamedFolder
+    data: ImageData | StreamedFolder | ShardedData
     model: nn.Module  # the trained model (not wrapped by DDP or compiled)
     evaluated: nn.Module  # what is evaluated and shipped: the model, unless a hook puts e.g. its average here
     std: list[float]  # the input normalization's, per channel

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from ..data.shard_stream import ShardLoader
 from ..data.stream import StreamLoader
 from ..errors import DataError
 from ..evaluation import autocast, evaluate_batches, shard, torch_predictor
@@ -236,7 +237,7 @@ class UnreadableFiles(DataError):
 def count_unreadable(s: Session) -> tuple[float, float]:
     """(unreadable files, files read) of a streamed folder so far, summed over every process."""
     loader = s.loader
-    assert isinstance(loader, StreamLoader)
+    assert isinstance(loader, (StreamLoader, ShardLoader))
     bad, read = s.world.all_sum([float(len(loader.bad)), float(loader.read)], s.device)
     return bad, read
 
@@ -245,7 +246,7 @@ def stop_if_unreadable(s: Session, bad: float, read: float) -> None:
     """Above 1% of the files read, unreadable ones stop the run (after its checkpoint) with one line naming the
     count and the first files; checked after the first 1,000 files and at each epoch's end."""
     if bad > BAD_FRACTION * read:
-        assert isinstance(s.loader, StreamLoader)
+        assert isinstance(s.loader, (StreamLoader, ShardLoader))
         raise UnreadableFiles(
             f"{int(bad)} of {int(read)} files read ({100 * bad / read:.1f}%, over {100 * BAD_FRACTION:.0f}%) could not "
             f"be decoded, e.g. {', '.join(list(s.loader.bad)[:3])}: repair or remove them (the warnings name each), "

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .. import hardware
 from ..data import EpochLoader, ImageData, normalizer
 from ..data.folder import keep_listing
+from ..data.shard_stream import ShardedData, ShardLoader
 from ..data.stream import StreamedFolder, StreamLoader
 from ..errors import UsageError
 from ..hardware import resolve_device
@@ -89,10 +90,10 @@ class Session:
     world: World
     device: torch.device
     log: Log
-    data: ImageData | StreamedFolder
+    data: ImageData | StreamedFolder | ShardedData
     mean: list[float]  # the normalization, per channel, from the training images
     std: list[float]
-    loader: EpochLoader | StreamLoader
+    loader: EpochLoader | StreamLoader | ShardLoader
     model: nn.Module  # the trained model, as built: checkpoints and evaluation use it
     forward: Callable[[Tensor], Tensor]  # what the steps call: the model under DDP and torch.compile
     optimizer: torch.optim.Optimizer
@@ -115,7 +116,7 @@ class Session:
 
     @property
     def streamed(self) -> bool:
-        return isinstance(self.loader, StreamLoader)
+        return isinstance(self.loader, (StreamLoader, ShardLoader))
 
     def elapsed_s(self) -> float:
         """Compute time of the whole run: the sessions before this one, and this one so far."""
@@ -165,7 +166,7 @@ class Session:
         free the group and join gloo's thread while holding the GIL that thread waits for (a hang at exit). A
         streamed folder's worker processes stop with the session."""
         self.forward = self.model
-        if isinstance(self.loader, StreamLoader):
+        if isinstance(self.loader, (StreamLoader, ShardLoader)):
             self.loader.close()
 
 
@@ -220,11 +221,11 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
         if run.warmup_lr is not None:
             log(f"warm-up (Sec. 4.2): lr {run.warmup_lr} until the training error is below "
                 f"{100 * config.warmup_error:.0f}%, then the schedule's")  # fmt: skip
-        workers = data.workers if isinstance(data, StreamedFolder) else 0
+        workers = data.workers if isinstance(data, (StreamedFolder, ShardedData)) else 0
         log(f"data: {prepared.mode} ({prepared.why})" + (
             f"; {workers} worker process{'es' if workers != 1 else ''} decode"
             f"{'s' if workers == 1 else ''}, beside {torch.get_num_threads()} torch threads"
-            if isinstance(data, StreamedFolder) else ""))  # fmt: skip
+            if isinstance(data, (StreamedFolder, ShardedData)) else ""))  # fmt: skip
         if isinstance(data, StreamedFolder) and world.main:
             keep_listing(data.train, out)
         evaluated = data.eval_transform
@@ -262,10 +263,18 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
 
 
 def _loader(config: TrainConfig, prepared, device: torch.device, world: World, log: Log
-            ) -> EpochLoader | StreamLoader:  # fmt: skip
+            ) -> EpochLoader | StreamLoader | ShardLoader:  # fmt: skip
     """The training batches, this rank's slice of each global batch; pad-crop-flip runs on the device, on whole
     batches: from the images in memory, or from files decoded by worker processes."""
     data = prepared.data
+    if isinstance(data, ShardedData):
+        shards = ShardLoader(data.train, data.size, config.batch_size, config.seed,
+                             None if data.train_transform else data.augmentation, world.rank, world.size, data.workers,
+                             device, warn=log.warn, transform=data.train_transform)  # fmt: skip
+        log(f"data: {len(data.train.files)} training shards dealt to {world.size} process(es) × "
+            f"{max(1, data.workers)} worker(s); {shards.steps_per_epoch} steps an epoch, {shards.dropped} of "
+            f"{data.train.num_samples} samples left out of each (each worker's last partial batch)")  # fmt: skip
+        return shards
     if isinstance(data, StreamedFolder):  # files cropped in the workers take no pad-crop-flip
         augment = None if data.train_transform else data.augmentation
         loader = StreamLoader(data.train, data.size, config.batch_size, config.seed, augment, world.rank, world.size,
@@ -296,7 +305,7 @@ def _saved_resolution(out: Path) -> dict | None:
         return None
 
 
-def _check_data(config: TrainConfig, data: ImageData | StreamedFolder, world: World) -> None:
+def _check_data(config: TrainConfig, data: ImageData | StreamedFolder | ShardedData, world: World) -> None:
     """What the data must allow, checked before anything is written."""
     n = data.split_size("train")
     largest = n - n % world.size  # the global batch divides among the processes

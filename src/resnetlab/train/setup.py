@@ -22,6 +22,7 @@ from .. import pretrained
 from ..checkpoints import load_state_dict_file
 from ..data import ImageData, channel_stats
 from ..data.folder import Transform
+from ..data.shard_stream import ShardedData
 from ..data.sources import open_data
 from ..data.stream import StreamedFolder
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, TRAIN_TRANSFORMS, EvalTransform
@@ -100,7 +101,7 @@ class Data:
     """The run's data (its subset and validation split, in memory or streamed), the per-channel mean and std
     of its training images on the [0, 1] scale, and how it is read."""
 
-    data: ImageData | StreamedFolder
+    data: ImageData | StreamedFolder | ShardedData
     mean: list[float]
     std: list[float]
     mode: str  # memory | stream
@@ -112,9 +113,9 @@ def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode
     ``local_size``: the processes sharing this machine's cores."""
     train_transform, eval_transform, per_file = transforms(config, image_size)
     data, mode, why = open_data(config.data, image_size, mode, out, log, config.subset, per_file, train_transform,
-                                eval_transform)  # fmt: skip
+                                eval_transform, config.num_classes)  # fmt: skip
     data = data.subset(config.subset).split_validation(config.val_split)
-    if isinstance(data, StreamedFolder):
+    if isinstance(data, (StreamedFolder, ShardedData)):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = (
             config.workers if config.workers is not None else max(1, cores // local_size - torch.get_num_threads())
@@ -123,7 +124,7 @@ def prepare_data(config: TrainConfig, image_size: int, out: Path, log: Log, mode
     if config.mean_std == "imagenet":
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
-        mean, std = data.stats() if isinstance(data, StreamedFolder) else channel_stats(data.x_train)
+        mean, std = data.stats() if isinstance(data, (StreamedFolder, ShardedData)) else channel_stats(data.x_train)
     return Data(data, mean, [max(s, 1e-3) for s in std], mode, why)
 
 
@@ -148,7 +149,7 @@ def model_input_size(config: TrainConfig) -> int:
 
 
 def build_model(
-    config: TrainConfig, data: ImageData | StreamedFolder, log: Log, channels_last: bool = False
+    config: TrainConfig, data: ImageData | StreamedFolder | ShardedData, log: Log, channels_last: bool = False
 ) -> nn.Module:
     torch.manual_seed(config.seed)
     shape = data.image_shape
