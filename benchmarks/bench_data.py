@@ -1,6 +1,7 @@
 """What the data pipeline costs, on this machine. Run it alone.
 
     .venv/bin/python benchmarks/bench_data.py decode [--folder DIR]   # images/s per worker core, per decoder
+    .venv/bin/python benchmarks/bench_data.py read   [--folder DIR]   # shards read undecoded: ours / webdataset
     .venv/bin/python benchmarks/bench_data.py train  [--folder DIR]   # ResNet-18 at 224: shards / pre-decoded
 
 decode: 300 JPEGs of the folder (default runs/imagenet/imagenet10/train, made by scripts/make_imagenet_like.py:
@@ -92,6 +93,39 @@ def decode(folder: Path) -> None:
                           f"{got / ref:.2f}x the reference", flush=True)  # fmt: skip
 
 
+def read(folder: Path) -> None:
+    """Samples/s of reading shards without decoding: this project's tar reader against webdataset's (if installed)."""
+    paths = files_of(folder, 2000)
+    with tempfile.TemporaryDirectory() as tmp:
+        linked = Path(tmp) / "folder"
+        for p in paths:
+            (linked / p.parent.name).mkdir(parents=True, exist_ok=True)
+            os.symlink(p, linked / p.parent.name / p.name)
+        pack(linked, Path(tmp) / "shards", shard_size=32 * 10**6, log=lambda _: None)
+        split = read_info(str(Path(tmp) / "shards")).split("train")
+        assert split is not None
+        size = sum(Path(f).stat().st_size for f in split.files) / 1e6
+        readers = {"resnetlab (tarfile, streamed)": lambda: sum(1 for f in split.files for _ in samples(f))}
+        try:
+            import webdataset as wds
+
+            def with_wds() -> int:
+                return sum(1 for _ in wds.WebDataset(list(split.files), shardshuffle=False))
+
+            readers["webdataset " + wds.__version__] = with_wds
+        except ImportError:
+            print("webdataset is not installed: pip install webdataset to compare")
+        print(f"{split.num_samples} samples in {len(split.files)} shards, {size:.0f} MB, from the page cache")
+        for name, run in readers.items():
+            run()
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                n = run()
+                best = min(best, time.perf_counter() - start)
+            print(f"{name:>32}: {n / best:8.0f} samples/s, {size / best:6.0f} MB/s", flush=True)
+
+
 def train_speed(folder: Path) -> None:
     paths = files_of(folder, 640)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,13 +152,13 @@ def train_speed(folder: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["decode", "train"])
+    p.add_argument("what", choices=["decode", "read", "train"])
     p.add_argument("--folder", type=Path, default=FOLDER, help="class folders of JPEGs (default: %(default)s)")
     args = p.parse_args()
     if not args.folder.is_dir():
         sys.exit(f"{args.folder}: no such folder; make it with scripts/make_imagenet_like.py --out runs/imagenet/"
                  "imagenet10")  # fmt: skip
-    decode(args.folder) if args.what == "decode" else train_speed(args.folder)
+    {"decode": decode, "read": read, "train": train_speed}[args.what](args.folder)
 
 
 if __name__ == "__main__":

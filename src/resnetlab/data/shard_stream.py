@@ -82,16 +82,21 @@ class Plan:
 class ShardBatches(IterableDataset):
     """One worker's batches of an epoch: its shards in the epoch's order, through the shuffle buffer, decoded
     ``per`` at a time; batches ``skip`` to ``count`` are yielded as (images, labels, [(sample, reason)] of the
-    unreadable, each replaced by the next sample). A worker whose stream runs short reads it again."""
+    unreadable, each replaced by the next sample). A worker whose stream runs short reads it again. Which epoch
+    and batches are read is set in shared memory (``start``) before each iteration, so that the worker process
+    persists from epoch to epoch."""
 
-    def __init__(self, files: list[str], per: int, count: int, skip: int, key: tuple[int, ...], seed: int,
-                 epoch: int, size: int, transform: Transform | None):  # fmt: skip
-        self.files, self.per, self.count, self.skip, self.key = files, per, count, skip, key
-        self.seed, self.epoch, self.size, self.transform = seed, epoch, size, transform
+    def __init__(self, files: list[str], per: int, key: tuple[int, ...], seed: int, size: int,
+                 transform: Transform | None):  # fmt: skip
+        self.files, self.per, self.key, self.seed, self.size, self.transform = files, per, key, seed, size, transform
         self.fit = EvalTransform(size, size)
+        self.control = torch.zeros(3, dtype=torch.int64).share_memory_()  # epoch, count, skip
 
-    def stream(self) -> Iterator[Sample | BadSample]:
-        rng = np.random.default_rng(list(self.key))
+    def start(self, epoch: int, count: int, skip: int) -> None:
+        self.control.copy_(torch.tensor([epoch, count, skip]))
+
+    def stream(self, epoch: int) -> Iterator[Sample | BadSample]:
+        rng = np.random.default_rng([*self.key, epoch])
         while True:  # a second pass only when unreadable samples made the first one short
             buffer: list[Sample | BadSample] = []
             good = 0
@@ -110,34 +115,35 @@ class ShardBatches(IterableDataset):
                 raise DataError(f"not one sample of the shards {', '.join(self.files)} can be read")
 
     def __iter__(self):
-        stream = self.stream()
-        for b in range(self.count):
+        epoch, count, skip = self.control.tolist()
+        stream = self.stream(epoch)
+        for b in range(count):
             x = torch.empty(self.per, self.size, self.size, 3, dtype=torch.uint8)
             y = torch.empty(self.per, dtype=torch.int64)
             bad: list[tuple[str, str]] = []
             k = 0
             while k < self.per:
                 item = next(stream)
-                if b < self.skip:  # re-read, not decoded: the batches before a resumed step
+                if b < skip:  # re-read, not decoded: the batches before a resumed step
                     k += isinstance(item, Sample)
                     continue
                 if isinstance(item, BadSample):
                     bad.append((str(item), "not a sample"))
                     continue
                 try:
-                    x[k] = torch.from_numpy(self._decode(item))
+                    x[k] = torch.from_numpy(self._decode(item, epoch))
                 except UNREADABLE as e:
                     bad.append((f"{item.shard}:{item.key}", _reason(e)))
                     continue
                 y[k] = item.label
                 k += 1
-            if b >= self.skip:
+            if b >= skip:
                 yield x.permute(0, 3, 1, 2).contiguous(), y, bad
 
-    def _decode(self, item: Sample) -> np.ndarray:
+    def _decode(self, item: Sample, epoch: int) -> np.ndarray:
         if self.transform is None:
             return decode(item, self.fit)
-        rng = sample_rng(self.seed, self.epoch, zlib.crc32(item.key.encode()))  # the key's: any worker, any run
+        rng = sample_rng(self.seed, epoch, zlib.crc32(item.key.encode()))  # the key's: any worker, any run
         return decode(item, self.transform, rng)
 
 
@@ -162,7 +168,14 @@ class ShardLoader:
             )
         self.bad: dict[str, str] = {}
         self.read = 0
-        self._iterators: list = []
+        self.datasets = [
+            ShardBatches([split.files[i] for i in shards], self.per, (seed, 5, rank, w), seed, size, transform)
+            for w, shards in enumerate(self.plan.shards)
+        ]
+        self.loaders = [  # one persistent process per worker, so that the schedule says whose batch comes next
+            DataLoader(d, batch_size=None, num_workers=1, worker_init_fn=_quiet_worker, prefetch_factor=2,
+                       persistent_workers=True) if workers else d for d in self.datasets
+        ]  # fmt: skip
 
     @property
     def steps_per_epoch(self) -> int:
@@ -173,28 +186,24 @@ class ShardLoader:
         return self.split.num_samples - self.plan.steps * self.batch_size
 
     def close(self) -> None:
-        for it in self._iterators:
-            if hasattr(it, "_shutdown_workers"):
-                it._shutdown_workers()
-        self._iterators = []
+        """Stop the worker processes now."""
+        for loader in self.loaders:
+            iterator = getattr(loader, "_iterator", None)
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+                iterator._shutdown_workers()
+                loader._iterator = None  # type: ignore[union-attr]  # a DataLoader: it had an iterator
 
     def batches(self, epoch: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, Tensor, Tensor]]:
         stop = self.plan.steps if stop is None else stop
         schedule = self.plan.schedule
-        self.close()
-        for w, shards in enumerate(self.plan.shards):
-            files = [self.split.files[i] for i in shards]
-            dataset = ShardBatches(files, self.per, schedule[:stop].count(w), schedule[:start].count(w),
-                                   (self.seed, 5, epoch, self.rank, w), self.seed, epoch, self.size,
-                                   self.transform)  # fmt: skip
-            loader = DataLoader(dataset, batch_size=None, num_workers=1, worker_init_fn=_quiet_worker,
-                                prefetch_factor=2) if self.workers else dataset  # fmt: skip
-            self._iterators.append(iter(loader))
+        for w, dataset in enumerate(self.datasets):
+            dataset.start(epoch, schedule[:stop].count(w), schedule[:start].count(w))
+        iterators = [iter(loader) for loader in self.loaders]
         _quiet_sigchld()
         for step in range(start, stop):
             w = schedule[step]
             try:
-                x, y, bad = next(self._iterators[w])
+                x, y, bad = next(iterators[w])
             except RuntimeError as e:
                 if not str(e).startswith("DataLoader worker"):
                     raise
@@ -211,7 +220,6 @@ class ShardLoader:
             if self.augment is not None:
                 x = self.augment(x, generator(self.seed, 1, epoch, step), batch=self.batch_size, rows=self.rows)
             yield step, x, y
-        self.close()
 
 
 @dataclass(frozen=True, eq=False)
