@@ -48,6 +48,14 @@ def files_of(folder: Path, n: int) -> list[Path]:
     return [f for c in classes for f in sorted(c.iterdir())[:per]][:n]
 
 
+def linked(paths: list[Path], root: Path) -> Path:
+    """A folder of symlinks to ``paths`` under ``root``, in their class folders."""
+    for p in paths:
+        (root / p.parent.name).mkdir(parents=True, exist_ok=True)
+        os.symlink(p, root / p.parent.name / p.name)
+    return root
+
+
 def rate(items: list, transform, prepare) -> float:
     """Images/s of ``transform(prepare(item))`` over ``items`` after 10 warm-up items, best of 3 passes."""
     rng = np.random.default_rng(0)
@@ -73,11 +81,8 @@ def decode(folder: Path) -> None:
     print(f"{len(paths)} files of {folder}: mean {sizes.mean():.1f} KB (min {sizes.min():.1f}, max {sizes.max():.1f}); "
           f"one process; CPU {hardware.describe()}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        linked = Path(tmp) / "folder"
-        for p in paths:
-            (linked / p.parent.name).mkdir(parents=True, exist_ok=True)
-            os.symlink(p, linked / p.parent.name / p.name)
-        pack(linked, Path(tmp) / "shards", log=lambda _: None)
+        tree = linked(paths, Path(tmp) / "folder")
+        pack(tree, Path(tmp) / "shards", log=lambda _: None)
         shards = read_info(str(Path(tmp) / "shards")).split("train")
         assert shards is not None
         blobs = [s.image for f in shards.files for s in samples(f)]  # type: ignore[union-attr]
@@ -97,11 +102,8 @@ def read(folder: Path) -> None:
     """Samples/s of reading shards without decoding: this project's tar reader against webdataset's (if installed)."""
     paths = files_of(folder, 2000)
     with tempfile.TemporaryDirectory() as tmp:
-        linked = Path(tmp) / "folder"
-        for p in paths:
-            (linked / p.parent.name).mkdir(parents=True, exist_ok=True)
-            os.symlink(p, linked / p.parent.name / p.name)
-        pack(linked, Path(tmp) / "shards", shard_size=32 * 10**6, log=lambda _: None)
+        tree = linked(paths, Path(tmp) / "folder")
+        pack(tree, Path(tmp) / "shards", shard_size=32 * 10**6, log=lambda _: None)
         split = read_info(str(Path(tmp) / "shards")).split("train")
         assert split is not None
         size = sum(Path(f).stat().st_size for f in split.files) / 1e6
@@ -129,15 +131,12 @@ def read(folder: Path) -> None:
 def train_speed(folder: Path) -> None:
     paths = files_of(folder, 640)
     with tempfile.TemporaryDirectory() as tmp:
-        linked = Path(tmp) / "folder"
-        for p in paths:
-            (linked / p.parent.name).mkdir(parents=True, exist_ok=True)
-            os.symlink(p, linked / p.parent.name / p.name)
-        pack(linked, Path(tmp) / "shards", shard_size=8 * 10**6, log=lambda _: None)
+        tree = linked(paths, Path(tmp) / "folder")
+        pack(tree, Path(tmp) / "shards", shard_size=8 * 10**6, log=lambda _: None)
         common = ["--model", "resnet18", "--image-size", "224", "--batch-size", "64", "--epochs", "3", "--recipe",
                   "cosine", "--precision", "auto", "--eval-every", "0"]  # fmt: skip
         rates = {}
-        for name, data in (("pre-decoded", ["--data", f"folder:{linked}", "--data-mode", "memory"]),
+        for name, data in (("pre-decoded", ["--data", f"folder:{tree}", "--data-mode", "memory"]),
                            ("shards", ["--data", f"wds:{Path(tmp) / 'shards'}", "--workers", "1"])):  # fmt: skip
             out = Path(tmp) / name
             output = finish(train([*common, *data], out))

@@ -33,6 +33,9 @@ _COSINE = dict(
     epochs=30, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine",
     warmup_iterations=200, label_smoothing=0.1,
 )  # fmt: skip
+_IMAGENET = dict(
+    batch_size=256, lr=0.1, lr_base_size=256, momentum=0.9, weight_decay=1e-4, schedule="step", mean_std="imagenet"
+)  # fmt: skip
 RECIPES: dict[str, dict] = {
     # He et al. 2015, Sec. 4.2: SGD with momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided
     # by 10 at 32k and 48k iterations, stopping at 64k; 45k/5k train/val split in the paper's tuning.
@@ -49,33 +52,10 @@ RECIPES: dict[str, dict] = {
     # the error plateaus, up to 60e4 iterations (120 epochs of ImageNet); the plateaus as a step schedule at
     # 50% and 75% of the iterations (as most reproductions). Scale augmentation, PCA lighting, ImageNet's
     # mean and std; lr 0.1 per 256 images, with Goyal et al.'s 5-epoch warm-up above 256.
-    "paper-imagenet": dict(
-        epochs=120,
-        batch_size=256,
-        lr=0.1,
-        lr_base_size=256,
-        momentum=0.9,
-        weight_decay=1e-4,
-        schedule="step",
-        milestones=(0.5, 0.75),
-        augment="scale",
-        lighting=0.1,
-        mean_std="imagenet",
-    ),
+    "paper-imagenet": {**_IMAGENET, "epochs": 120, "milestones": (0.5, 0.75), "augment": "scale", "lighting": 0.1},
     # torchvision's ImageNet reference (references/classification): 90 epochs, lr 0.1 per 256 images divided by
     # 10 at epochs 30 and 60, weight decay 1e-4, random-resized crop and flip.
-    "imagenet-step": dict(
-        epochs=90,
-        batch_size=256,
-        lr=0.1,
-        lr_base_size=256,
-        momentum=0.9,
-        weight_decay=1e-4,
-        schedule="step",
-        milestones=(1 / 3, 2 / 3),
-        augment="random-resized-crop",
-        mean_std="imagenet",
-    ),
+    "imagenet-step": {**_IMAGENET, "epochs": 90, "milestones": (1 / 3, 2 / 3), "augment": "random-resized-crop"},
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
     "cosine": _COSINE,
     # The fastest route to the paper's ResNet-20 accuracy on a CPU, the test set scored once at the end;
