@@ -29,7 +29,40 @@ PARAMS = {  # torchvision's and the paper's (Sec. 4.2: 0.27M ... 19.4M) counts
 
 
 def test_registry_lists_every_paper_model():
-    assert set(list_models()) == set(PARAMS)
+    assert set(list_models()) == set(PARAMS) | {"resnet9"}
+
+
+def _resnet9_counts(width: float) -> tuple[int, int]:
+    """Parameters and multiply-adds of Page's ResNet-9 from its layer list, per 32×32 image: 3×3 convolutions
+    without bias, BN's γ and β, a bias-free classifier; (input channels, output channels, output side)."""
+    c = [round(64 * width), round(128 * width), round(256 * width), round(512 * width)]
+    convs = [(3, c[0], 32), (c[0], c[1], 32), (c[1], c[1], 16), (c[1], c[1], 16), (c[1], c[2], 16),
+             (c[2], c[3], 8), (c[3], c[3], 4), (c[3], c[3], 4)]  # fmt: skip
+    params = sum(9 * i * o + 2 * o for i, o, _ in convs) + c[3] * 10
+    macs = sum(9 * i * o * side * side for i, o, side in convs) + c[3] * 10
+    return params, macs
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5])
+def test_resnet9_has_pages_parameters_and_multiply_adds(width):
+    params, macs = _resnet9_counts(width)
+    if width == 1.0:
+        assert round(params / 1e6, 2) == 6.57 and round(macs / 1e9, 3) == 0.379  # the published figures
+    model = create_model("resnet9", width=width)
+    report = resnetlab.summary(model, (3, 32, 32))
+    assert report.total_params == sum(p.numel() for p in model.parameters()) == params
+    assert report.total_mult_adds == macs
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10)
+    pooled_first = create_model("resnet9", width=width, pool_before_bn=True, activation="celu:0.075")
+    assert pooled_first(x).shape == (2, 10) and isinstance(pooled_first.layer2[1], torch.nn.MaxPool2d)
+
+
+def test_resnet9_residual_adds_after_the_second_activation():
+    model = create_model("resnet9", width=0.25).eval()
+    block, x = model.layer1[1], torch.randn(2, 32, 8, 8)
+    assert torch.equal(block(x), x + block.res2(block.res1(x)))  # no activation after the sum
+    assert (block(x) < 0).any()  # which a ReLU after the sum would remove
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))

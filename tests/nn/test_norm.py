@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from resnetlab.errors import UsageError
 from resnetlab.nn import BatchNorm1d, BatchNorm2d, BatchNormFunction
 
 SHAPES = [(4, 3, 5, 5), (8, 16, 4, 4), (2, 5, 7, 3), (16, 4, 1, 1)]
@@ -238,3 +239,74 @@ def test_bf16_activations_match_a_float64_reference(channels_last):
 
 
 _BF16 = {"rtol": 1.6e-2, "atol": 1e-5}  # torch.testing.assert_close's defaults for bfloat16
+
+
+def _ghost_reference(x, weight, bias, g, eps=1e-5):
+    """Ghost BN in float64 with autograd over plain ops: each group of ``g`` images normalized on its own."""
+    out = []
+    for part in x.split(g):
+        mean = part.mean(dim=(0, 2, 3), keepdim=True)
+        var = part.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        out.append((part - mean) / torch.sqrt(var + eps) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1))
+    return torch.cat(out)
+
+
+def test_ghost_batch_norm_against_a_float64_reference_forward_backward_and_running_stats():
+    torch.manual_seed(0)
+    x = torch.randn(12, 3, 5, 4, dtype=torch.float64) * 2 + 0.5
+    bn = BatchNorm2d(3, ghost_batch_size=4, momentum=None).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.5, -1.0]))
+        bn.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    w, b = bn.weight.detach().clone().requires_grad_(), bn.bias.detach().clone().requires_grad_()
+    grad = torch.randn_like(x)
+    y = bn(xa)
+    ref = _ghost_reference(xb, w, b, 4)
+    assert torch.allclose(y, ref, atol=1e-10)
+    (y * grad).sum().backward()
+    (ref * grad).sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-10)
+    assert torch.allclose(bn.weight.grad, w.grad, atol=1e-10) and torch.allclose(bn.bias.grad, b.grad, atol=1e-10)
+    # running statistics against NumPy: the groups' means averaged, and their unbiased variances averaged
+    groups = x.numpy().reshape(3, 4, 3, 5, 4)
+    mean = groups.mean(axis=(1, 3, 4)).mean(0)
+    var = groups.var(axis=(1, 3, 4), ddof=1).mean(0)
+    assert np.allclose(bn.running_mean.numpy(), mean) and np.allclose(bn.running_var.numpy(), var)
+    bn.eval()  # inference uses the running estimates (Algorithm 2), not groups
+    expected = (x - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + 1e-5)
+    assert torch.allclose(bn(x), expected * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1), atol=1e-10)
+    with pytest.raises(UsageError, match="does not divide into groups of 4"):
+        BatchNorm2d(3, ghost_batch_size=4).train()(torch.randn(10, 3, 2, 2))
+
+
+def test_frozen_weight_stays_one_with_the_same_state_dict():
+    bn = BatchNorm2d(4, freeze_weight=True)
+    assert not bn.weight.requires_grad and bn.bias.requires_grad
+    assert list(bn.state_dict()) == list(BatchNorm2d(4).state_dict())
+    opt = torch.optim.SGD([p for p in bn.parameters() if p.requires_grad], lr=1.0, weight_decay=0.1)
+    bn(torch.randn(8, 4, 3, 3)).square().sum().backward()
+    opt.step()
+    assert torch.equal(bn.weight, torch.ones(4)) and bn.weight.grad is None
+    from resnetlab.nn import fold_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=False), bn).eval()
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(fold_batchnorm(model)(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["bf16", "compile"])
+def test_ghost_and_frozen_batch_norm_under_bf16_and_compile(mode):
+    torch.manual_seed(0)
+    bn = BatchNorm2d(8, ghost_batch_size=4, freeze_weight=True)
+    x = torch.randn(16, 8, 6, 6)
+    reference = _ghost_reference(x.double(), bn.weight.double(), bn.bias.double(), 4).float()
+    if mode == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = bn(x.bfloat16())
+        assert y.dtype == torch.bfloat16 and torch.allclose(y.float(), reference, atol=0.05)
+    else:
+        y = torch.compile(bn)(x.requires_grad_())
+        assert torch.allclose(y, reference, atol=1e-4)
+        y.sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -20,11 +20,13 @@ from .interface import Classifier, check_model_args, default_input_size, input_s
 from .mlp import MLPResNet, mlp_resnet
 from .registry import builder_takes, has_model, list_models, model_family, model_forms, register_model
 from .resnet import ResNet
+from .resnet9 import ResNet9, resnet9
 
 __all__ = [
     "Classifier",
     "MLPResNet",
     "ResNet",
+    "ResNet9",
     "builder_takes",
     "check_model_args",
     "cifar_resnet",
@@ -39,6 +41,7 @@ __all__ = [
     "model_kwargs",
     "run_model_kwargs",
     "register_model",
+    "resnet9",
     "resnet18",
     "resnet34",
     "resnet50",

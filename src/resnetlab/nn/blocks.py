@@ -18,12 +18,21 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
+    "gelu": nn.GELU,  # the activation of hlb-cifar10 and airbench's ResNets
+    "celu": nn.CELU,  # "celu:ALPHA" sets α (Page's final ResNet-9 used CELU(α=0.075); torch's default α = 1)
 }
 
 
 def make_activation(name: str) -> nn.Module:
+    """A name from ``ACTIVATIONS``; ``celu:ALPHA`` is CELU with that α."""
+    kind, _, arg = name.partition(":")
+    if kind == "celu" and arg:
+        try:
+            return nn.CELU(alpha=float(arg))
+        except ValueError:
+            raise UsageError(f"activation {name!r}: give celu:ALPHA with a number, e.g. celu:0.075") from None
     if name not in ACTIVATIONS:
-        raise UsageError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+        raise UsageError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)} or celu:ALPHA")
     return ACTIVATIONS[name]()
 
 

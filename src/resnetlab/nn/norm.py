@@ -133,6 +133,13 @@ class _BatchNorm(nn.Module):
     ``momentum`` follows PyTorch's convention: running = (1 − momentum)·running + momentum·batch,
     so it equals 1 − Keras' momentum (PyTorch 0.1 ≙ Keras 0.9). ``momentum=None`` gives the exact
     cumulative average of Algorithm 2, line 10.
+
+    Two options of the CIFAR-10 speed records (Page, "How to train your ResNet"), off by default:
+    ``ghost_batch_size=G`` normalizes each group of G consecutive images with its own statistics (ghost batch
+    norm, Hoffer et al. 2017) and updates the running estimates once per forward with the mean of the groups'
+    means and the mean of their unbiased variances m_g/(m_g − 1)·σ²_g (Algorithm 2's estimate, over groups);
+    ``freeze_weight=True`` keeps γ a parameter fixed at 1 (``requires_grad=False``), so state_dict keys, folding
+    and exports are unchanged.
     """
 
     _expected_dims: tuple[int, ...] = ()
@@ -151,8 +158,13 @@ class _BatchNorm(nn.Module):
         track_running_stats: bool = True,
         device=None,
         dtype=None,
+        ghost_batch_size: int = 0,
+        freeze_weight: bool = False,
     ):
         super().__init__()
+        if not isinstance(ghost_batch_size, int) or ghost_batch_size < 0 or ghost_batch_size == 1:
+            raise UsageError(f"ghost_batch_size must be 0 (off) or at least 2 images, got {ghost_batch_size!r}")
+        self.ghost_batch_size, self.freeze_weight = ghost_batch_size, freeze_weight
         factory = {"device": device, "dtype": dtype}
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -171,6 +183,8 @@ class _BatchNorm(nn.Module):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
         self.reset_parameters()
+        if freeze_weight and self.weight is not None:
+            self.weight.requires_grad_(False)
 
     def reset_running_stats(self) -> None:
         if self.running_mean is not None and self.running_var is not None and self.num_batches_tracked is not None:
@@ -185,10 +199,13 @@ class _BatchNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def extra_repr(self) -> str:
+        extra = (f", ghost_batch_size={self.ghost_batch_size}" if self.ghost_batch_size else "") + (
+            ", freeze_weight=True" if self.freeze_weight else ""
+        )
         return (
             "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, "
             "track_running_stats={track_running_stats}".format(**self.__dict__)
-        )
+        ) + extra
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() not in self._expected_dims:
@@ -219,10 +236,27 @@ class _BatchNorm(nn.Module):
                 f"{tuple(x.shape)}: use a batch of at least 2 or call model.eval()"
             )
         weight, bias = self._affine(x)
+        if self.ghost_batch_size and x.size(0) != self.ghost_batch_size:
+            return self._ghost(x, weight, bias)
         y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps)
         if self.training and self.track_running_stats:
             self._update_running_stats(mean, var, m)
         return y
+
+    def _ghost(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        """Ghost batch norm: the k groups of G images become k·C channels of one batch of G, so that Algorithm 1
+        and its backward run once, per (group, channel)."""
+        n, c, g = x.size(0), x.size(1), self.ghost_batch_size
+        if n % g:
+            raise UsageError(f"ghost batch norm: a batch of {n} images (per process) does not divide into groups of "
+                             f"{g}; choose a batch size that does, or another ghost size")  # fmt: skip
+        k, rest = n // g, x.shape[2:]
+        grouped = x.reshape(k, g, c, *rest).transpose(0, 1).reshape(g, k * c, *rest)
+        y, mean, var = BatchNormFunction.apply(grouped, weight.repeat(k), bias.repeat(k), self.eps)
+        if self.training and self.track_running_stats:
+            m = grouped.numel() // grouped.size(1)  # values per group and channel
+            self._update_running_stats(mean.view(k, c).mean(0), var.view(k, c).mean(0), m)
+        return y.reshape(g, k, c, *rest).transpose(0, 1).reshape(x.shape)
 
     def _affine(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.weight is not None and self.bias is not None:

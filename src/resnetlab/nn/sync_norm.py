@@ -129,6 +129,9 @@ def convert_sync_batchnorm(model: nn.Module, process_group: Any = None) -> nn.Mo
             )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group)
     for module in list(model.modules()):
+        if isinstance(module, _BatchNorm) and module.ghost_batch_size:
+            raise UsageError("ghost batch norm normalizes groups of each process's images by definition: run it "
+                             "with --no-sync-bn (or without --bn-ghost-size)")  # fmt: skip
         if isinstance(module, _BatchNorm) and not isinstance(module, _SyncBatchNorm):
             sync = SyncBatchNorm2d if isinstance(module, BatchNorm2d) else SyncBatchNorm1d
             module.__class__ = sync  # the same parameters and buffers, the synchronized forward
