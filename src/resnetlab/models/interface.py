@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..nn.norm import BatchNormOptions
 from .registry import builder_takes
 
 # Model arguments a run sets from its data and --norm; --model-arg may not set them.
@@ -49,16 +50,21 @@ def check_model_args(model_args: Mapping[str, Any]) -> None:
 
 
 def run_model_kwargs(
-    model: str, num_classes: int, in_channels: int, norm: str, input_shape: Sequence[int], model_args: Mapping[str, Any]
-) -> dict[str, Any]:
+    model: str, num_classes: int, in_channels: int, norm: str, input_shape: Sequence[int],
+    model_args: Mapping[str, Any], bn: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The keyword arguments a run builds ``model`` with: its data's classes, channels and (for the models
     built for one input, the MLPs) image shape; ``--norm`` (``bn``: this project's batch norm, the
-    builders' default); the user's ``model_args``, which may not set any of those."""
+    builders' default; with ``bn``'s ``bn_ghost_size``/``bn_freeze_weight``, a run config's, its options);
+    the user's ``model_args``, which may not set any of those."""
     check_model_args(model_args)
+    bn = bn or {}
+    options = BatchNormOptions(int(bn.get("bn_ghost_size") or 0), bool(bn.get("bn_freeze_weight")))
+    norm_layer = (options if options != BatchNormOptions() else None) if norm == "bn" else norm
     return {
         "num_classes": num_classes,
         "in_channels": in_channels,
-        "norm_layer": None if norm == "bn" else norm,
+        "norm_layer": norm_layer,
         **({"input_size": tuple(input_shape)} if builder_takes(model, "input_size") else {}),
         **model_args,
     }
@@ -76,4 +82,4 @@ def model_kwargs(meta: Mapping[str, Any]) -> dict[str, Any]:
     before ``model_args`` existed has none)."""
     config = meta.get("config", {})
     return run_model_kwargs(meta["model"], meta["num_classes"], meta["in_channels"], config.get("norm", "bn"),
-                            input_shape(meta), config.get("model_args", {}))  # fmt: skip
+                            input_shape(meta), config.get("model_args", {}), config)  # fmt: skip

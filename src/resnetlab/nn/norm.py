@@ -8,7 +8,9 @@ written with plain tensor ops so eval-mode models trace, script and export to ON
 Constructor, buffers and state_dict match ``torch.nn.BatchNorm1d/2d`` so weights interchange.
 """
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -305,8 +307,23 @@ BATCHNORM_TYPES = (_BatchNorm, nn.modules.batchnorm._BatchNorm)
 """Both this project's and PyTorch's batch norm; used by recalibration, folding and summaries."""
 BatchNorm = _BatchNorm | nn.modules.batchnorm._BatchNorm
 
-NormLayer = str | Callable[[int], nn.Module] | None
-"""What every ``norm_layer`` argument takes: a name from ``NORM_LAYERS``, ``None`` or a callable."""
+
+@dataclass(frozen=True)
+class BatchNormOptions:
+    """A ``norm_layer``: this project's BN with the speed records' options (``_BatchNorm``'s arguments), as
+    BatchNorm2d after convolutions and BatchNorm1d after linear layers."""
+
+    ghost_batch_size: int = 0
+    freeze_weight: bool = False
+
+    def layer(self, dim: int) -> Callable[[int], nn.Module]:
+        return functools.partial(BatchNorm2d if dim == 2 else BatchNorm1d, ghost_batch_size=self.ghost_batch_size,
+                                 freeze_weight=self.freeze_weight)  # fmt: skip
+
+
+NormLayer = str | BatchNormOptions | Callable[[int], nn.Module] | None
+"""What every ``norm_layer`` argument takes: a name from ``NORM_LAYERS``, ``BatchNormOptions``, ``None`` or a
+callable."""
 
 # name -> (the layer after a convolution, the layer after a linear layer)
 NORM_LAYERS: dict[str, tuple[Callable[[int], nn.Module], Callable[[int], nn.Module]] | None] = {
@@ -325,6 +342,8 @@ def get_norm(norm: NormLayer, dim: int = 2) -> Callable[[int], nn.Module] | None
         raise UsageError(f"get_norm: dim must be 1 (after linear layers) or 2 (after convolutions), got {dim!r}")
     if norm is None:
         norm = "bn"
+    if isinstance(norm, BatchNormOptions):
+        return norm.layer(dim)
     if isinstance(norm, str):
         if norm not in NORM_LAYERS:
             raise UsageError(

@@ -89,6 +89,13 @@ class TrainConfig:
         "VALUE is read as JSON when it parses)", metavar="KEY=VALUE")  # fmt: skip
     norm: str = _f("bn", "normalization: this project's BN (default), torch.nn.BatchNorm2d, or none",
                    choices=("bn", "torch", "none"))  # fmt: skip
+    bn_ghost_size: int = _f(0, "ghost batch norm: statistics over groups of N consecutive images of each process's "
+                            "batch (0: off; the speed records' 32 or 64); --norm bn only, not with --sync-bn",
+                            metavar="N")  # fmt: skip
+    bn_freeze_weight: bool = _f(False, "keep batch norm's scale gamma fixed at 1 (Page's ResNet-9)")
+    bn_lr_scale: float = _f(1.0, "batch norm's parameters train at this multiple of the learning rate", metavar="X")
+    bn_weight_decay: float | None = _f(None, "weight decay of batch norm's parameters (default: --weight-decay)",
+                                       metavar="X")  # fmt: skip
     data: str = _f("default", f"{SPECS} (default: the embedded digits)")
     num_classes: int | None = _f(None, "wds: brace patterns without an _info.json: the classes are 0..N-1",
                                  metavar="N")  # fmt: skip
@@ -210,6 +217,13 @@ class TrainConfig:
             raise UsageError(f"warmup_lr must be >= 0 (0: off), got {self.warmup_lr!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise UsageError(f"clip_grad_norm must be > 0 (omit it for no clipping), got {self.clip_grad_norm!r}")
+        if not isinstance(self.bn_ghost_size, int) or self.bn_ghost_size < 0 or self.bn_ghost_size == 1:
+            raise UsageError(f"bn_ghost_size must be 0 (off) or at least 2 images, got {self.bn_ghost_size!r}")
+        if (self.bn_ghost_size or self.bn_freeze_weight) and self.norm != "bn":
+            raise UsageError(f"--bn-ghost-size and --bn-freeze-weight are options of this project's BN; drop them "
+                             f"or use --norm bn (not {self.norm})")  # fmt: skip
+        if self.bn_lr_scale <= 0 or (self.bn_weight_decay is not None and self.bn_weight_decay < 0):
+            raise UsageError("bn_lr_scale must be > 0 and bn_weight_decay >= 0")
         if self.lighting < 0 or (self.warmup_epochs is not None and self.warmup_epochs < 0):
             raise UsageError(f"lighting and warmup_epochs must be >= 0, got {self.lighting!r}, {self.warmup_epochs!r}")
         if not 0 <= self.ema < 1:

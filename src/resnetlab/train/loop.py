@@ -137,7 +137,7 @@ def sgd_step(s: Session, step: int, x: Tensor, y: Tensor, lr: float, interrupted
     config, state = s.config, s.state
     s.in_step = True  # until the step is whole: weights, statistics and state at one iteration
     for group in s.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     s.model.train()
     with compile_errors(s.run.compile):  # torch.compile builds forward and backward lazily
         with autocast(s.device, s.run.precision):

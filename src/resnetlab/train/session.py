@@ -26,6 +26,7 @@ from ..errors import UsageError
 from ..hardware import resolve_device
 from ..models import model_family
 from ..nn import convert_sync_batchnorm
+from ..nn.norm import BATCHNORM_TYPES
 from . import distributed
 from .clip import GradientClipping
 from .config import TrainConfig
@@ -170,6 +171,22 @@ class Session:
             self.loader.close()
 
 
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: one, unless batch norm's parameters train apart (``--bn-lr-scale``,
+    ``--bn-weight-decay``: the speed records' settings) or γ is frozen (left out: it never changes). Each group's
+    ``lr_scale`` multiplies the scheduled learning rate."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    apart = config.bn_lr_scale != 1.0 or config.bn_weight_decay is not None
+    if not apart:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    bn = {id(p) for m in model.modules() if isinstance(m, BATCHNORM_TYPES) for p in m.parameters(recurse=False)}
+    decay = config.weight_decay if config.bn_weight_decay is None else config.bn_weight_decay
+    return [
+        {"params": [p for p in trainable if id(p) not in bn], "lr_scale": 1.0},
+        {"params": [p for p in trainable if id(p) in bn], "lr_scale": config.bn_lr_scale, "weight_decay": decay},
+    ]
+
+
 def builtin_hooks(config: TrainConfig, run: Resolved) -> list[Hook]:
     hooks: list[Hook] = []
     if run.warmup_lr is not None:
@@ -237,7 +254,7 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
         model = build_model(config, data, log, channels_last=run.channels_last).to(device)
         if world.size > 1 and config.sync_bn:
             convert_sync_batchnorm(model)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+        optimizer = torch.optim.SGD(param_groups(model, config), lr=config.lr, momentum=config.momentum,
                                     nesterov=config.nesterov, weight_decay=config.weight_decay)  # fmt: skip
         loader = _loader(config, prepared, device, world, log)
         session = Session(

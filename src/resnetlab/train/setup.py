@@ -154,7 +154,7 @@ def build_model(
     torch.manual_seed(config.seed)
     shape = data.image_shape
     model = create_model(config.model, **run_model_kwargs(config.model, data.num_classes, shape[0], config.norm,
-                                                          shape, config.model_args))  # fmt: skip
+                                                          shape, config.model_args, config.to_json()))  # fmt: skip
     if config.weights:
         init_from_weights(model, config.weights, log, config.model)
     if channels_last:
