@@ -16,9 +16,9 @@ BN = dict(bn_ghost_size=8, bn_freeze_weight=True, bn_lr_scale=2.0, bn_weight_dec
 
 
 def config(data, out, **kw):
-    return make_config("cosine", model="resnet9", model_args={"width": 0.25}, data=f"npz:{data}", batch_size=32,
-                       iterations=50, warmup_iterations=5, lr=0.05, eval_every=0, threads=1, out=str(out),
-                       **{**BN, **kw})  # fmt: skip
+    base = dict(model="resnet9", model_args={"width": 0.25}, data=f"npz:{data}", batch_size=32, iterations=50,
+                warmup_iterations=5, lr=0.05, eval_every=0, threads=1, out=str(out), **BN)  # fmt: skip
+    return make_config("cosine", **{**base, **kw})
 
 
 def test_batch_norm_trains_apart_in_its_own_parameter_group(tiny_npz, tmp_path):
@@ -54,3 +54,46 @@ def test_fifty_iterations_learn_and_resume_bit_for_bit(tiny_npz, tmp_path):
     fit(config(tiny_npz, tmp_path / "cut"), resume=True)
     whole, cut = (load_file(tmp_path / r / "checkpoints" / "last" / "state.safetensors") for r in ("whole", "cut"))
     assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole if k != "rng.torch")
+
+
+def test_patch_whitening_is_numpys_pca_and_whitens():
+    """The filters against NumPy's eigendecomposition of the same patches; whitened patches have identity
+    covariance (up to ε)."""
+    import numpy as np
+
+    from resnetlab.nn.whitening import PatchWhitening, fit_whitening
+
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 3, 12, 12, generator=gen)
+    images = base + 0.8 * base.roll(1, dims=3) + 0.5 * base[:, :1]  # correlated neighbours and channels
+    for k in (2, 3):
+        layer = PatchWhitening(3, k, eps=1e-9)
+        fit_whitening(layer, images)
+        patches = np.lib.stride_tricks.sliding_window_view(images.double().numpy(), (k, k), axis=(2, 3))
+        flat = patches.transpose(0, 2, 3, 1, 4, 5).reshape(-1, 3 * k * k)  # (channel, row, column) per patch
+        values, vectors = np.linalg.eigh(np.cov(flat, rowvar=False))
+        order = np.argsort(values)[::-1]
+        expected = (vectors[:, order] / np.sqrt(values[order] + 1e-9)).T
+        got = layer.weight.double().reshape(3 * k * k, -1).numpy()
+        assert np.allclose(np.abs(got), np.abs(expected), atol=1e-4 * np.abs(expected).max())  # signs: a convention
+        out = torch.nn.functional.conv2d(images.double(), layer.weight.double(), padding=0)
+        whitened = out.permute(0, 2, 3, 1).reshape(-1, 3 * k * k).numpy()
+        assert np.allclose(np.cov(whitened, rowvar=False), np.eye(3 * k * k), atol=1e-3)
+        assert not layer.weight.requires_grad
+
+
+def test_a_run_whitens_from_its_training_images_and_saves_the_filters(tiny_npz, tmp_path):
+    from resnetlab.checkpoints import load_checkpoint
+    from resnetlab.nn.whitening import PatchWhitening, fit_whitening
+    from resnetlab.train.setup import whitening_images
+
+    cfg = config(tiny_npz, tmp_path / "run", iterations=4, model_args={"width": 0.25, "whiten": 2})
+    with open_session(cfg) as s:
+        images = whitening_images(s.data, cfg.seed, (s.mean, s.std))
+        assert len(images) == 320 and torch.equal(images, whitening_images(s.data, cfg.seed, (s.mean, s.std)))
+        fitted = s.model.whiten.weight.clone()
+    fit(cfg)
+    model, _ = load_checkpoint(tmp_path / "run")  # rebuilt with whiten=2, the filters from the checkpoint
+    layer = PatchWhitening(3, 2)
+    fit_whitening(layer, images)  # recomputed independently of the run from the same images
+    assert torch.equal(model.whiten.weight, fitted) and torch.allclose(fitted, layer.weight)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..errors import UsageError
 from ..nn.blocks import conv, make_activation, make_norm
 from ..nn.norm import NormLayer
+from ..nn.whitening import PatchWhitening
 from .registry import keyword_args, register_model, takes
 
 WIDTHS = (64, 128, 256, 512)
@@ -50,7 +51,8 @@ class Residual(nn.Module):
 
 class ResNet9(nn.Module):
     """``width`` scales every stage (0.5: 32, 64, 128, 256 channels); ``scale`` multiplies the logits (Page:
-    0.125); ``pool_before_bn`` (default False, the DAWNBench order: conv → BN → activation → pool)."""
+    0.125); ``pool_before_bn`` (default False, the DAWNBench order: conv → BN → activation → pool); ``whiten``
+    (0: off; 2 or 3: the patch size of a frozen whitening convolution before the prep layer)."""
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class ResNet9(nn.Module):
         activation: str = "relu",
         pool_before_bn: bool = False,
         scale: float = 0.125,
+        whiten: int = 0,
     ):
         super().__init__()
         if not isinstance(width, (int, float)) or width <= 0:
@@ -68,7 +71,9 @@ class ResNet9(nn.Module):
         c0, c1, c2, c3 = (max(1, round(w * width)) for w in WIDTHS)
         self.default_input_size = (in_channels, 32, 32)
         self.scale = scale
-        self.prep = ConvBN(in_channels, c0, norm_layer, activation)
+        # whiten=k: a frozen k×k patch-whitening convolution first (nn/whitening.py), set from the training images
+        self.whiten = PatchWhitening(in_channels, whiten) if whiten else None
+        self.prep = ConvBN(in_channels * (whiten**2 if whiten else 1), c0, norm_layer, activation)
         self.layer1 = nn.Sequential(
             ConvBN(c0, c1, norm_layer, activation, pool=True, pool_before_bn=pool_before_bn),
             Residual(c1, norm_layer, activation),
@@ -83,6 +88,8 @@ class ResNet9(nn.Module):
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         out = []
+        if self.whiten is not None:
+            x = self.whiten(x)
         for stage in (self.prep, self.layer1, self.layer2, self.layer3):
             x = stage(x)
             out.append(x)

@@ -251,7 +251,7 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
                 else "") + f"; evaluation: shorter side to {evaluated.resize}, centre {evaluated.crop}×"
                 f"{evaluated.crop} crop; normalization: {config.mean_std} mean and std")  # fmt: skip
 
-        model = build_model(config, data, log, channels_last=run.channels_last).to(device)
+        model = build_model(config, data, log, run.channels_last, (mean, std)).to(device)
         if world.size > 1 and config.sync_bn:
             convert_sync_batchnorm(model)
         optimizer = torch.optim.SGD(param_groups(model, config), lr=config.lr, momentum=config.momentum,

@@ -20,7 +20,8 @@ from torch import nn
 
 from .. import pretrained
 from ..checkpoints import load_state_dict_file
-from ..data import ImageData, channel_stats
+from ..data import ImageData, channel_stats, normalizer
+from ..data.augment import generator
 from ..data.folder import Transform
 from ..data.shard_stream import ShardedData
 from ..data.sources import open_data
@@ -29,6 +30,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, TRAIN_TRANSFORMS, Eva
 from ..errors import UsageError
 from ..hardware import describe
 from ..models import check_model_args, create_model, default_input_size, run_model_kwargs
+from ..nn.whitening import PatchWhitening, fit_whitening
 from ..version import __version__
 from .config import TrainConfig
 
@@ -149,17 +151,43 @@ def model_input_size(config: TrainConfig) -> int:
 
 
 def build_model(
-    config: TrainConfig, data: ImageData | StreamedFolder | ShardedData, log: Log, channels_last: bool = False
-) -> nn.Module:
+    config: TrainConfig, data: ImageData | StreamedFolder | ShardedData, log: Log, channels_last: bool = False,
+    normalization: tuple[list[float], list[float]] | None = None,
+) -> nn.Module:  # fmt: skip
+    """The run's model, initialized from ``config.seed``; patch-whitening layers set from the training images
+    normalized with ``normalization`` (mean, std); then ``--weights`` (which may replace them)."""
     torch.manual_seed(config.seed)
     shape = data.image_shape
     model = create_model(config.model, **run_model_kwargs(config.model, data.num_classes, shape[0], config.norm,
                                                           shape, config.model_args, config.to_json()))  # fmt: skip
+    whitening = [m for m in model.modules() if isinstance(m, PatchWhitening)]
+    if whitening:
+        images = whitening_images(data, config.seed, normalization)
+        for layer in whitening:
+            fit_whitening(layer, images)
+        log(f"patch whitening: {len(images)} training images' {whitening[0].kernel_size[0]}×"
+            f"{whitening[0].kernel_size[0]} patches")  # fmt: skip
     if config.weights:
         init_from_weights(model, config.weights, log, config.model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return model
+
+
+WHITENING_IMAGES = 5000
+
+
+def whitening_images(data, seed: int, normalization: tuple[list[float], list[float]] | None) -> torch.Tensor:
+    """Up to ``WHITENING_IMAGES`` training images (a permutation keyed on the seed: the same on every process),
+    normalized as the model sees them; training images only, never validation or test."""
+    if not isinstance(data, ImageData):
+        raise UsageError("whiten: patch whitening is computed from training images held in memory; give an in-memory "
+                         "source (npz:, cifar10:, a folder with --data-mode memory)")  # fmt: skip
+    rows = torch.randperm(len(data.y_train), generator=generator(seed, 7))[:WHITENING_IMAGES]
+    x = data.x_train[rows]
+    if normalization is None:
+        return x.float() / 255
+    return normalizer(*normalization, torch.device("cpu"))(x)
 
 
 def training_forward(model: nn.Module, compile: bool):
