@@ -3,7 +3,8 @@ forward, the recipe's label-smoothed loss, backward, Nesterov SGD with weight de
 learning rate): resnetlab's paths against a reference written here in plain PyTorch
 (torch.nn.BatchNorm2d, NCHW, fp32, eager, the same batched augmentation), measured in one run.
 
-    .venv/bin/python benchmarks/bench_train.py [--model resnet20|resnet50] [--steps 200] [--batch-size N]
+    .venv/bin/python benchmarks/bench_train.py [--model resnet20|resnet9|resnet18|resnet50] [--width W]
+        [--steps 200] [--batch-size N]
         [--paths auto,eager,...] [--loop-epochs 3]
 
 Paths: resnetlab's model under each choice of precision, layout, BN kernel and compilation; ``auto``
@@ -100,6 +101,39 @@ class RefResNet(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
 
 
+class RefResNet9(nn.Module):
+    """Page's ResNet-9 in plain PyTorch (conv-BN-ReLU, 2×2 max-pool after the first three widened stages, two
+    residual blocks adding after the second ReLU, global max-pool, a bias-free classifier × 0.125)."""
+
+    def __init__(self, width: float = 1.0):
+        super().__init__()
+        c = [round(w * width) for w in (64, 128, 256, 512)]
+
+        def cbr(i, o, pool=False):
+            layers = [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
+            return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
+
+        self.prep, self.l1, self.r1 = (
+            cbr(3, c[0]),
+            cbr(c[0], c[1], True),
+            nn.Sequential(cbr(c[1], c[1]), cbr(c[1], c[1])),
+        )
+        self.l2, self.l3 = cbr(c[1], c[2], True), cbr(c[2], c[3], True)
+        self.r3 = nn.Sequential(cbr(c[3], c[3]), cbr(c[3], c[3]))
+        self.fc = nn.Linear(c[3], 10, bias=False)
+
+    def forward(self, x):
+        x = self.l1(self.prep(x))
+        x = x + self.r1(x)
+        x = self.l3(self.l2(x))
+        x = x + self.r3(x)
+        return self.fc(torch.amax(x, dim=(2, 3))) * 0.125
+
+
+def reference(model: str, width: float) -> nn.Module:
+    return RefResNet9(width) if model == "resnet9" else RefResNet(model)
+
+
 # ---- resnetlab's paths ----
 PATHS = {  # name: (bf16 autocast, channels-last, BN kernel, torch.compile)
     "eager": (False, False, "eager", False),
@@ -176,7 +210,7 @@ def images_per_second(model, batch, size, steps, bf16=False, channels_last=False
     return batch * steps / (time.perf_counter() - start)
 
 
-def loop_images_per_second(model: str, batch: int, size: int, epochs: int) -> float:
+def loop_images_per_second(model: str, batch: int, size: int, epochs: int, model_args: dict | None = None) -> float:
     """``resnetlab.fit`` on the synthetic images with the fast-cifar recipe; images/s of the epochs after
     the first (which compiles), from the run's own records."""
     from resnetlab.train import fit, make_config
@@ -187,7 +221,8 @@ def loop_images_per_second(model: str, batch: int, size: int, epochs: int) -> fl
         np.savez(data, x_train=x.permute(0, 2, 3, 1).numpy(), y_train=y.numpy(), x_test=x[:500].permute(0, 2, 3, 1)
                  .numpy(), y_test=y[:500].numpy())  # fmt: skip
         config = make_config("fast-cifar", model=model, data=f"npz:{data}", epochs=epochs, batch_size=batch,
-                             threads=torch.get_num_threads(), out=str(Path(tmp) / "run"))  # fmt: skip
+                             threads=torch.get_num_threads(), out=str(Path(tmp) / "run"),
+                             model_args=model_args or {})  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):  # its log stays in the run folder
             fit(config)
         records = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
@@ -197,7 +232,8 @@ def loop_images_per_second(model: str, batch: int, size: int, epochs: int) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet18", "resnet50"])
+    parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet9", "resnet18", "resnet50"])
+    parser.add_argument("--width", type=float, default=1.0, help="resnet9: the width multiplier (0.5: half)")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per path, after 5 warm-up steps")
     parser.add_argument("--loop-epochs", type=int, default=3, help="loop: epochs of 78 steps (the first not timed)")
     parser.add_argument("--batch-size", type=int, help="default: 128 for resnet20, 16 for resnet18 and resnet50")
@@ -207,31 +243,34 @@ def main() -> None:
         help=f"comma-separated, from auto, reference-best, loop, {', '.join(PATHS)}",
     )
     args = parser.parse_args()
-    imagenet = args.model != "resnet20"
+    imagenet = args.model in ("resnet18", "resnet50")
+    kwargs = {"width": args.width} if args.model == "resnet9" else {}
     batch, size = (16, 224) if imagenet else (128, 32)
     batch = args.batch_size or batch
-    macs = resnetlab.summary(resnetlab.create_model(args.model), (3, size, size)).total_mult_adds
+    macs = resnetlab.summary(resnetlab.create_model(args.model, **kwargs), (3, size, size)).total_mult_adds
     gflop = 3 * macs * 2 / 1e9  # per image, training
     print(
-        f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}, "
+        f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}"
+        f"{f' width {args.width}' if kwargs else ''}, "
         f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image; "
         f"CPU {hardware.describe()}, capability {torch.backends.cpu.get_cpu_capability()}, "
         f"native bf16 {'yes' if hardware.native_bf16() else 'no'}; auto = {hardware.fast_path(torch.device('cpu'))[:3]}"
     )
-    ref = images_per_second(RefResNet(args.model), batch, size, args.steps)
+    ref = images_per_second(reference(args.model, args.width), batch, size, args.steps)
     print(f"{'path':>22} {'img/s':>8} {'GFLOP/s':>8} {'vs reference':>13}")
     print(f"{'reference (plain torch)':>22} {ref:8.1f} {ref * gflop:8.1f} {1.0:12.2f}x")
     for name in args.paths.split(","):
         if name == "reference-best":
-            ips = images_per_second(RefResNet(args.model), batch, size, args.steps, True, True, True)
+            ips = images_per_second(reference(args.model, args.width), batch, size, args.steps, True, True, True)
         elif name == "loop":
             if imagenet:
                 continue  # the trainer's recipe is a CIFAR one; ResNet-50 is timed by the step alone
-            ips = loop_images_per_second(args.model, batch, size, args.loop_epochs)
+            ips = loop_images_per_second(args.model, batch, size, args.loop_epochs, kwargs)
         else:
             bf16, cl, kernel, compiled = auto_path() if name == "auto" else PATHS[name]
             set_batchnorm_kernel(kernel)
-            ips = images_per_second(resnetlab.create_model(args.model), batch, size, args.steps, bf16, cl, compiled)
+            model = resnetlab.create_model(args.model, **kwargs)
+            ips = images_per_second(model, batch, size, args.steps, bf16, cl, compiled)
         print(f"{name:>22} {ips:8.1f} {ips * gflop:8.1f} {ips / ref:12.2f}x", flush=True)
     set_batchnorm_kernel("eager")
 
