@@ -280,6 +280,22 @@ def test_ghost_batch_norm_against_a_float64_reference_forward_backward_and_runni
         BatchNorm2d(3, ghost_batch_size=4).train()(torch.randn(10, 3, 2, 2))
 
 
+def test_frozen_weight_against_a_float64_reference_forward_and_backward():
+    torch.manual_seed(1)
+    x = torch.randn(8, 3, 4, 4, dtype=torch.float64)
+    bn = BatchNorm2d(3, freeze_weight=True, ghost_batch_size=4).double()
+    with torch.no_grad():
+        bn.bias.copy_(torch.tensor([0.3, -0.1, 0.2]))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    b = bn.bias.detach().clone().requires_grad_()
+    grad = torch.randn_like(x)
+    (bn(xa) * grad).sum().backward()
+    ref = _ghost_reference(xb, torch.ones(3, dtype=torch.float64), b, 4)  # γ = 1, not a parameter
+    (ref * grad).sum().backward()
+    assert torch.allclose(bn(x.clone()), ref, atol=1e-10) and torch.allclose(xa.grad, xb.grad, atol=1e-10)
+    assert torch.allclose(bn.bias.grad, b.grad, atol=1e-10) and bn.weight.grad is None
+
+
 def test_frozen_weight_stays_one_with_the_same_state_dict():
     bn = BatchNorm2d(4, freeze_weight=True)
     assert not bn.weight.requires_grad and bn.bias.requires_grad
