@@ -55,14 +55,23 @@ def test_norm_seam():
     assert isinstance(gn.bn2, nn.GroupNorm)
 
 
-@pytest.mark.parametrize("activation,cls", [("relu", nn.ReLU), ("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh)])
+@pytest.mark.parametrize(
+    "activation,cls",
+    [("relu", nn.ReLU), ("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh), ("gelu", nn.GELU), ("celu", nn.CELU)],
+)
 def test_activation(activation, cls):
     assert isinstance(BasicBlock(8, 8, activation=activation).act, cls)
 
 
+def test_celu_takes_its_alpha():
+    assert BasicBlock(8, 8, activation="celu:0.075").act.alpha == 0.075
+    with pytest.raises(ValueError, match="celu:ALPHA"):
+        BasicBlock(8, 8, activation="celu:x")
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"shortcut": "D"}, "shortcut"), ({"activation": "gelu"}, "activation"), ({"norm_layer": "layer"}, "norm_layer")],
+    [({"shortcut": "D"}, "shortcut"), ({"activation": "swish"}, "activation"), ({"norm_layer": "layer"}, "norm_layer")],
 )
 def test_bad_choices_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

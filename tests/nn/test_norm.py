@@ -326,3 +326,11 @@ def test_ghost_and_frozen_batch_norm_under_bf16_and_compile(mode):
         assert torch.allclose(y, reference, atol=1e-4)
         y.sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_ghost_batch_norm_is_refused_where_statistics_are_synchronized():
+    from resnetlab.nn import convert_sync_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), BatchNorm2d(4, ghost_batch_size=8))
+    with pytest.raises(UsageError, match="--no-sync-bn"):
+        convert_sync_batchnorm(model)
