@@ -105,3 +105,17 @@ def test_both_decoders_give_the_same_crops_decoded_no_larger_than_needed(tmp_pat
         for out in outs:
             assert out.shape == full.shape and np.abs(out - full).mean() < 6
             assert np.array_equal(out > 145, full > 145) or np.mean((out > 145) != (full > 145)) < 0.03
+
+
+def test_without_simplejpeg_pillow_decodes(tmp_path, monkeypatch):
+    """The fast-jpeg extra is optional: without it (or with RESNETLAB_DECODER=pillow) Pillow serves."""
+    from resnetlab.data import decode
+
+    path = tmp_path / "x.jpg"
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(path)
+    monkeypatch.setattr(decode, "simplejpeg", None)
+    monkeypatch.delenv("RESNETLAB_DECODER", raising=False)
+    assert decode.default_decoder() == "pillow"
+    monkeypatch.setenv("RESNETLAB_DECODER", "simplejpeg")  # asked for, but absent: Pillow
+    assert decode.Source(path).decoder == "pillow"
+    assert EvalTransform(32, 32)(decode.Source(path)).shape == (32, 32, 3)
