@@ -29,11 +29,10 @@ from .augment import PadCropFlip, generator
 from .dataset import Classified
 from .folder import UNREADABLE, Transform
 from .shards import BadSample, Sample, Split, decode, samples
-from .stream import _quiet_sigchld, _quiet_worker, _reason
+from .stream import STATS_SAMPLE, _quiet_sigchld, _quiet_worker, _reason, channel_moments
 from .transforms import EvalTransform, sample_rng
 
 SHUFFLE_BUFFER = 1000  # samples (undecoded bytes: ~110 MB of ImageNet JPEGs) held by each worker process
-STATS_SAMPLE = 2000
 
 
 def deal(lengths: tuple[int, ...], bins: int) -> list[list[int]]:
@@ -279,13 +278,7 @@ class ShardedData(Classified):
         """Per-channel mean and std on the [0, 1] scale over the first ``STATS_SAMPLE`` training samples (the
         shards' own order: the same for every run and resume)."""
         n = min(STATS_SAMPLE, self.train.num_samples)
-        total = torch.zeros(3, dtype=torch.float64)
-        squares, seen = torch.zeros(3, dtype=torch.float64), 0
-        for x, _, _ in _EvalShards(self.train, 0, n, 200, EvalTransform(self.size, self.size)):
-            x = x.to(torch.float64).div_(255).transpose(0, 1).reshape(3, -1)
-            total, squares, seen = total + x.sum(1), squares + x.square().sum(1), seen + x.shape[1]
-        mean = total / max(seen, 1)
-        return mean.tolist(), (squares / max(seen, 1) - mean.square()).clamp_min(0).sqrt().tolist()
+        return channel_moments(x for x, _, _ in _EvalShards(self.train, 0, n, 200, EvalTransform(self.size, self.size)))
 
 
 class _EvalShards(IterableDataset):

@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -112,16 +112,20 @@ class StreamedFolder(Classified):
         n = len(self.train)
         rows = np.sort(np.random.default_rng(0).permutation(n)[: min(n, STATS_SAMPLE)])
         sample = _Reader(self.train.take(rows), EvalTransform(self.size, self.size), Reading(self.workers))
-        total = torch.zeros(3, dtype=torch.float64)
-        squares, count = torch.zeros(3, dtype=torch.float64), 0
         keys = [(i, min(i + 100, len(rows))) for i in range(0, len(rows), 100)]
         loader = DataLoader(sample, batch_size=None, sampler=keys, **_worker_options(self.workers))
-        for x, _, _ in sample.reading.each(loader):
-            x = x.to(torch.float64).div_(255).transpose(0, 1).reshape(3, -1)
-            total, squares, count = total + x.sum(1), squares + x.square().sum(1), count + x.shape[1]
-        mean = total / max(count, 1)
-        std = (squares / max(count, 1) - mean.square()).clamp_min(0).sqrt()
-        return mean.tolist(), std.tolist()
+        return channel_moments(x for x, _, _ in sample.reading.each(loader))
+
+
+def channel_moments(batches: Iterable[Tensor]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std on the [0, 1] scale of uint8 (N, 3, H, W) batches, accumulated in float64."""
+    total = torch.zeros(3, dtype=torch.float64)
+    squares, count = torch.zeros(3, dtype=torch.float64), 0
+    for x in batches:
+        x = x.to(torch.float64).div_(255).transpose(0, 1).reshape(3, -1)
+        total, squares, count = total + x.sum(1), squares + x.square().sum(1), count + x.shape[1]
+    mean = total / max(count, 1)
+    return mean.tolist(), (squares / max(count, 1) - mean.square()).clamp_min(0).sqrt().tolist()
 
 
 class Reading:
