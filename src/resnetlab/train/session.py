@@ -268,8 +268,8 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
             restored = restore(out, session.trained(), config, log, world)
             if restored is not None:
                 session.state, session.saved_at, session.started_at = restored, restored.iteration, restored.iteration
-            before = diverged(out)
-            if before is not None and world.main:  # asked for explicitly (a torchrun restart refuses it)
+            before = diverged(out) if world.main else None  # one reader: rank 0 removes the marker it read
+            if before is not None:  # asked for explicitly (a torchrun restart refuses it)
                 log(f"the run diverged at iteration {before['iteration']} before: replaying from its last checkpoint")
                 (out / DIVERGED).unlink()
         yield session

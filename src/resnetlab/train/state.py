@@ -101,8 +101,10 @@ def mark_diverged(out: Path, error: NonFiniteLoss) -> None:
 
 def diverged(out: Path) -> dict | None:
     """``{"iteration", "message"}`` if the run in ``out`` diverged, else None."""
-    path = out / DIVERGED
-    return json.loads(path.read_text()) if path.is_file() else None
+    try:
+        return json.loads((out / DIVERGED).read_text())
+    except FileNotFoundError:
+        return None
 
 
 def kept(root: Path) -> str:
