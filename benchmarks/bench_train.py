@@ -4,6 +4,7 @@ learning rate): resnetlab's paths against a reference written here in plain PyTo
 (torch.nn.BatchNorm2d, NCHW, fp32, eager, the same batched augmentation), measured in one run.
 
     .venv/bin/python benchmarks/bench_train.py [--model resnet20|resnet9|resnet18|resnet50] [--width W]
+        [--model-arg KEY=VALUE ...] (resnetlab's model only; the reference keeps its own)
         [--steps 200] [--batch-size N]
         [--paths auto,eager,...] [--loop-epochs 3]
 
@@ -234,6 +235,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20", choices=["resnet20", "resnet9", "resnet18", "resnet50"])
     parser.add_argument("--width", type=float, default=1.0, help="resnet9: the width multiplier (0.5: half)")
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model argument for resnetlab's model (JSON value or text), e.g. activation=gelu",
+    )
     parser.add_argument("--steps", type=int, default=200, help="timed steps per path, after 5 warm-up steps")
     parser.add_argument("--loop-epochs", type=int, default=3, help="loop: epochs of 78 steps (the first not timed)")
     parser.add_argument("--batch-size", type=int, help="default: 128 for resnet20, 16 for resnet18 and resnet50")
@@ -245,13 +253,19 @@ def main() -> None:
     args = parser.parse_args()
     imagenet = args.model in ("resnet18", "resnet50")
     kwargs = {"width": args.width} if args.model == "resnet9" else {}
+    for item in args.model_arg:
+        key, _, value = item.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
     batch, size = (16, 224) if imagenet else (128, 32)
     batch = args.batch_size or batch
     macs = resnetlab.summary(resnetlab.create_model(args.model, **kwargs), (3, size, size)).total_mult_adds
     gflop = 3 * macs * 2 / 1e9  # per image, training
     print(
         f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; {args.model}"
-        f"{f' width {args.width}' if kwargs else ''}, "
+        f"{f' {kwargs}' if kwargs else ''}, "
         f"batch {batch}, {size}x{size}, {gflop:.2f} GFLOP per training image; "
         f"CPU {hardware.describe()}, capability {torch.backends.cpu.get_cpu_capability()}, "
         f"native bf16 {'yes' if hardware.native_bf16() else 'no'}; auto = {hardware.fast_path(torch.device('cpu'))[:3]}"

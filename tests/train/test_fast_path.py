@@ -95,6 +95,16 @@ def test_fast_cifar_recipe_and_flags(tmp_path):
     assert make_config("fast-cifar", compile=False).compile is False
 
 
+def test_fast94_sets_the_model_and_given_model_args_go_over_the_recipes():
+    fast = make_config("fast94")
+    assert fast.model == "resnet9" and fast.model_args["whiten"] == 2 and fast.tta == "flip-translate"
+    wider = make_config("fast94", model_args={"width": 0.75})  # --model-arg width=0.75: the rest kept
+    assert wider.model_args == {**fast.model_args, "width": 0.75}
+    other = make_config("fast94", model="resnet20")  # another model: the recipe's model arguments are not its
+    assert other.model == "resnet20" and other.model_args == {}
+    assert make_config("fast94", model="resnet20", model_args={"shortcut": "A"}).model_args == {"shortcut": "A"}
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_precision_auto_follows_the_cpu(tiny_npz, tmp_path, monkeypatch, native):
     """auto: bf16 (+ compile, channels-last) where bf16 is native, fp32 elsewhere; resolved when the run
