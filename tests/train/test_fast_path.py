@@ -238,3 +238,19 @@ def test_the_same_command_line_resumes_an_auto_run(tiny_npz, tmp_path, monkeypat
     monkeypatch.delenv("RESNETLAB_TEST_HOOKS")
     assert main([*argv, "--resume", str(out)]) == 0
     assert json.loads((out / "checkpoints" / "last" / "state.json").read_text())["iteration"] == 2
+
+
+def test_fast94_trains_end_to_end(tiny_npz, tmp_path):
+    """The recipe as a user runs it, on 320 tiny images (eager fp32 to stay quick): whitening set from the data,
+    ghost BN, frozen scales, EMA, flip-translate TTA; the model rebuilt from the checkpoint with its arguments."""
+    out = tmp_path / "r"
+    fit(make_config("fast94", data=f"npz:{tiny_npz}", iterations=3, batch_size=128, precision="fp32",
+                    compile=False, out=str(out)))  # fmt: skip
+    final = json.loads((out / "metrics.json").read_text())[-1]
+    assert final["iteration"] == 3 and final["test_error_tta"] is not None
+    from resnetlab.checkpoints import latest, load_checkpoint
+
+    model = load_checkpoint(latest(out / "checkpoints"))[0]
+    assert type(model).__name__ == "ResNet9" and model.whiten is not None and model.fc.in_features == 256
+    norms = [m for m in model.modules() if "BatchNorm" in type(m).__name__]
+    assert norms and all(m.ghost_batch_size == 64 and bool((m.weight == 1).all()) for m in norms)  # frozen at 1
