@@ -32,10 +32,10 @@ def test_registry_lists_every_paper_model():
     assert set(list_models()) == set(PARAMS) | {"resnet9"}
 
 
-def _resnet9_counts(width: float) -> tuple[int, int]:
+def _resnet9_counts(width: float, widths=(64, 128, 256, 512)) -> tuple[int, int]:
     """Parameters and multiply-adds of Page's ResNet-9 from its layer list, per 32×32 image: 3×3 convolutions
     without bias, BN's γ and β, a bias-free classifier; (input channels, output channels, output side)."""
-    c = [round(64 * width), round(128 * width), round(256 * width), round(512 * width)]
+    c = [round(w * width) for w in widths]
     convs = [(3, c[0], 32), (c[0], c[1], 32), (c[1], c[1], 16), (c[1], c[1], 16), (c[1], c[2], 16),
              (c[2], c[3], 8), (c[3], c[3], 4), (c[3], c[3], 4)]  # fmt: skip
     params = sum(9 * i * o + 2 * o for i, o, _ in convs) + c[3] * 10
@@ -56,6 +56,14 @@ def test_resnet9_has_pages_parameters_and_multiply_adds(width):
     assert model(x).shape == (2, 10)
     pooled_first = create_model("resnet9", width=width, pool_before_bn=True, activation="celu:0.075")
     assert pooled_first(x).shape == (2, 10) and isinstance(pooled_first.layer2[1], torch.nn.MaxPool2d)
+
+
+def test_resnet9_widths_set_each_stage():
+    model = create_model("resnet9", widths=(64, 128, 384, 768), width=0.5)  # scaled: 32, 64, 192, 384
+    assert resnetlab.summary(model, (3, 32, 32)).total_mult_adds == _resnet9_counts(0.5, (64, 128, 384, 768))[1]
+    assert model.fc.in_features == 384
+    with pytest.raises(ValueError, match="widths must be 4 positive integers"):
+        create_model("resnet9", widths=(64, 128, 256))
 
 
 def test_resnet9_residual_adds_after_the_second_activation():

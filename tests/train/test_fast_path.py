@@ -251,6 +251,6 @@ def test_fast94_trains_end_to_end(tiny_npz, tmp_path):
     from resnetlab.checkpoints import latest, load_checkpoint
 
     model = load_checkpoint(latest(out / "checkpoints"))[0]
-    assert type(model).__name__ == "ResNet9" and model.whiten is not None and model.fc.in_features == 256
+    assert type(model).__name__ == "ResNet9" and model.whiten is not None and model.fc.in_features == 384
     norms = [m for m in model.modules() if "BatchNorm" in type(m).__name__]
     assert norms and all(m.ghost_batch_size == 64 and bool((m.weight == 1).all()) for m in norms)  # frozen at 1

@@ -50,7 +50,9 @@ class Residual(nn.Module):
 
 
 class ResNet9(nn.Module):
-    """``width`` scales every stage (0.5: 32, 64, 128, 256 channels); ``scale`` multiplies the logits (Page:
+    """``widths``: the prep layer's and the three stages' channels (default Page's 64-128-256-512; airbench
+    puts more of them in the late, low-resolution stages, where they cost little); ``width`` scales them (0.5:
+    32, 64, 128, 256 channels); ``scale`` multiplies the logits (Page:
     0.125); ``pool_before_bn`` (default False, the DAWNBench order: conv → BN → activation → pool); ``whiten``
     (0: off; 2 or 3: the patch size of a frozen whitening convolution before the prep layer)."""
 
@@ -59,6 +61,7 @@ class ResNet9(nn.Module):
         num_classes: int = 10,
         in_channels: int = 3,
         width: float = 1.0,
+        widths: tuple[int, int, int, int] = WIDTHS,
         norm_layer: NormLayer = None,
         activation: str = "relu",
         pool_before_bn: bool = False,
@@ -68,7 +71,9 @@ class ResNet9(nn.Module):
         super().__init__()
         if not isinstance(width, (int, float)) or width <= 0:
             raise UsageError(f"resnet9: width must be a positive number (1.0: 64-128-256-512 channels), got {width!r}")
-        c0, c1, c2, c3 = (max(1, round(w * width)) for w in WIDTHS)
+        if len(widths) != 4 or not all(isinstance(w, int) and w > 0 for w in widths):
+            raise UsageError(f"resnet9: widths must be 4 positive integers (prep, stages 1-3), got {widths!r}")
+        c0, c1, c2, c3 = (max(1, round(w * width)) for w in widths)
         self.default_input_size = (in_channels, 32, 32)
         self.scale = scale
         # whiten=k: a frozen k×k patch-whitening convolution first (nn/whitening.py), set from the training images

@@ -75,7 +75,13 @@ RECIPES: dict[str, dict] = {
     # ingredients that measured to help here on a 45k/5k validation split (docs/performance.md#fast94).
     "fast94": dict(
         model="resnet9",
-        model_args={"width": 0.5, "whiten": 2, "activation": "gelu", "pool_before_bn": True},
+        model_args={
+            "width": 0.5,
+            "widths": (64, 128, 384, 768),
+            "whiten": 2,
+            "activation": "gelu",
+            "pool_before_bn": True,
+        },
         precision="auto",
         epochs=20,
         batch_size=512,
