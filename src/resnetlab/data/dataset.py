@@ -37,6 +37,22 @@ class Classified:
         return len(self.class_names)
 
 
+class DecodedFromFiles(Classified):
+    """A dataset whose files are decoded at ``size`` (streamed folders, shards): square RGB images, evaluated
+    at ``evaluation`` or, without one, fitted to size×size as in memory."""
+
+    size: int
+    evaluation: EvalTransform | None
+
+    @property
+    def eval_transform(self) -> EvalTransform:  # type: ignore[override]
+        return self.evaluation or EvalTransform(self.size, self.size)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return 3, self.size, self.size
+
+
 @dataclass(frozen=True)
 class ImageData(Classified):
     """Images as uint8 (N, C, H, W), labels as int64 (N,). Absent splits are ``None``."""

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..errors import DataError, UsageError
 from .augment import PadCropFlip, generator
-from .dataset import Classified
+from .dataset import DecodedFromFiles
 from .folder import UNREADABLE, Transform
 from .shards import BadSample, Sample, Split, decode, samples
 from .stream import STATS_SAMPLE, _quiet_sigchld, _quiet_worker, _reason, channel_moments
@@ -222,7 +222,7 @@ class ShardLoader:
 
 
 @dataclass(frozen=True, eq=False)
-class ShardedData(Classified):
+class ShardedData(DecodedFromFiles):
     """Shards as ``ImageData`` presents a dataset; images decoded at ``size`` (training: through
     ``train_transform`` when given, else fitted and pad-crop-flipped on the device; evaluation: the centre
     square of ``evaluation``)."""
@@ -236,14 +236,6 @@ class ShardedData(Classified):
     workers: int = 0
     train_transform: Transform | None = None
     evaluation: EvalTransform | None = None
-
-    @property
-    def eval_transform(self) -> EvalTransform:  # type: ignore[override]
-        return self.evaluation or EvalTransform(self.size, self.size)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return 3, self.size, self.size
 
     def split_size(self, split: str) -> int:
         found = {"train": self.train, "val": None, "test": self.test}[split]

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..errors import DataError
 from .augment import PadCropFlip, generator
-from .dataset import Classified, check_subset, validation_rows
+from .dataset import DecodedFromFiles, check_subset, validation_rows
 from .folder import UNREADABLE, FileSet, Transform, load_image
 from .transforms import EvalTransform, sample_rng
 
@@ -49,7 +49,7 @@ def choose_mode(images: int, size: int, mode: str = "auto") -> tuple[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamedFolder(Classified):
+class StreamedFolder(DecodedFromFiles):
     """An image folder as ``ImageData`` presents one (name, classes, shape, augmentation, split sizes), whose
     images stay on disk: ``train``, ``val`` and ``test`` are lists of files, decoded at ``size``: training files
     through ``train_transform`` (random, per file: ``transforms.TRAIN_TRANSFORMS``) or, without one, as the
@@ -66,14 +66,6 @@ class StreamedFolder(Classified):
     workers: int = 0  # processes decoding its files (0: the calling process)
     train_transform: Transform | None = None
     evaluation: EvalTransform | None = None  # None: fitted to size×size, as in memory
-
-    @property
-    def eval_transform(self) -> EvalTransform:  # type: ignore[override]
-        return self.evaluation or EvalTransform(self.size, self.size)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return 3, self.size, self.size
 
     def split_size(self, split: str) -> int:
         files = {"train": self.train, "val": self.val, "test": self.test}[split]
