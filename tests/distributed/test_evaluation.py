@@ -30,6 +30,7 @@ def _worker(rank, path, out):
     seen = []
     result = evaluate(lambda b: seen.append(len(b)) or _predict(b), x, y, CLASSES, tta="flip", batch_size=16)
     torch.save({"single": result.confusion, "tta": result.confusion_tta, "seen": sum(seen)}, f"{out}.{rank}")
+    dist.barrier()  # both ranks done with gloo before either tears it down (else, at times, SIGABRT)
     dist.destroy_process_group()
 
 

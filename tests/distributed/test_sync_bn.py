@@ -45,6 +45,7 @@ def _worker(rank, path, shape, results, compiled=False):
     (y * upstream[rows]).sum().backward()
     torch.save({"y": y.detach(), "dx": xr.grad, "dw": bn.weight.grad, "db": bn.bias.grad,
                 "mean": bn.running_mean, "var": bn.running_var, "breaks": breaks}, f"{results}.{rank}")  # fmt: skip
+    dist.barrier()  # both ranks done with gloo before either tears it down (else, at times, SIGABRT)
     dist.destroy_process_group()
 
 
