@@ -123,7 +123,7 @@ def run_one(out: Path, recipe: str, seed: int, path: str, args, commit: str) -> 
         wall = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"time_to_accuracy: {path} seed {seed} failed ({out}):\n{proc.stderr[-3000:]}")
-    config = make_config(recipe, **{k: v for k, v in fields.items()})
+    config = make_config(recipe, **fields)
     records = json.loads((out / "metrics.json").read_text())
     final = records[-1]
     gflop, gflops = training_gflops(config, records)

@@ -71,8 +71,9 @@ RECIPES: dict[str, dict] = {
         "tta": "flip",
         "small_size": 24,
     },  # fmt: skip
-    # 94% on CIFAR-10 on a CPU: ResNet-9 (Page 2018) at airbench's scale (Jordan 2024), with the speed records'
-    # ingredients that measured to help here on a 45k/5k validation split (docs/performance.md#fast94).
+    # 94% on CIFAR-10 on a CPU: ResNet-9 (Page 2018) near airbench's scale (Jordan 2024), with the speed records'
+    # ingredients; a candidate still being chosen on a 45k/5k validation split, its ablation not yet run
+    # (docs/performance.md#94-on-cifar-10-fast94).
     "fast94": dict(
         model="resnet9",
         model_args={
