@@ -124,7 +124,7 @@ def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
     )
     assert code == 0
     final = json.loads((out / "metrics.json").read_text())[-1]
-    assert final["iteration"] == 250 and final["test_error"] < 0.65 and final["val_error"] < 0.65
+    assert final["iteration"] == 250 and final["val_error"] < 0.65 and final["test_error"] is None
     for name in (
         "config.json",
         "train.log",

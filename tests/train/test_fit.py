@@ -45,7 +45,8 @@ def test_writes_every_output(tiny_npz, tmp_path):
     records = json.loads((out / "metrics.json").read_text())
     assert list(records[0]) == list(COLUMNS) and records[-1]["iteration"] == 24
     assert (out / "metrics.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
-    assert all(0 <= r["train_error"] <= 1 and 0 <= r["test_error"] <= 1 for r in records)
+    assert all(0 <= r["train_error"] <= 1 and 0 <= r["val_error"] <= 1 for r in records)
+    assert all(r["test_error"] is None for r in records)  # chosen on validation: the test set is not scored
     assert final == records[-1]
     ckpts = out / "checkpoints"
     assert (ckpts / "last").is_symlink() and (ckpts / "best").is_symlink()
@@ -54,7 +55,7 @@ def test_writes_every_output(tiny_npz, tmp_path):
     assert not model.training and meta["class_names"] == ["a", "b", "c", "d"] and meta["iteration"] == 24
     model.load_state_dict(load_file(ckpts / "last" / "model.safetensors"), strict=True)
     log = (out / "train.log").read_text()
-    assert "config:" in log
+    assert "config:" in log and "the test split is not scored" in log
     epochs = [line for line in log.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == len(records) and all(" eta " in line for line in epochs[:-1]) and " eta " not in epochs[-1]
 

@@ -53,6 +53,11 @@ def _train(s: Session) -> dict:
         f"({s.n_epochs} epochs of {s.loader.steps_per_epoch}) on {s.device}, {torch.get_num_threads()} threads"
         f"{processes}"
     )
+    if data.split_size("val") and data.split_size("test"):
+        s.log(
+            "the test split is not scored while a validation split is held out (choose on validation); "
+            "score it once with `resnetlab eval RUN`, or train on all the training images"
+        )
     if config.lr_base_size or s.warmup:
         s.log(f"learning rate: peak {config.peak_lr:g}"
               + (f" ({config.lr:g} per {config.lr_base_size} images, scaled to {config.batch_size})"
@@ -177,11 +182,10 @@ def end_epoch(s: Session, lr: float) -> None:
     last = state.iteration == s.total
     if last or (config.eval_every > 0 and (state.epoch + 1) % config.eval_every == 0):
         predict = torch_predictor(s.evaluated, s.normalize, s.device, s.run.precision)
-        for split in ("val", "test"):
-            if data.split_size(split):  # every process evaluates its slice of the split
-                batches = data.eval_batches(split, *shard(data.split_size(split)), EVAL_BATCH)
-                result = evaluate_batches(predict, batches, data.class_names, config.tta, data.eval_crop)
-                record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
+        for split in scored_splits(data):  # every process evaluates its slice of the split
+            batches = data.eval_batches(split, *shard(data.split_size(split)), EVAL_BATCH)
+            result = evaluate_batches(predict, batches, data.class_names, config.tta, data.eval_crop)
+            record[f"{split}_error"], record[f"{split}_error_tta"] = result.error, result.error_tta
     record["time_s"] = round(s.elapsed_s(), 3)
     record["images_per_s"] = round(s.images / max(s.train_s, 1e-9), 1)
     record["data_wait_s"] = round(s.wait_s, 3)
@@ -203,6 +207,12 @@ def end_epoch(s: Session, lr: float) -> None:
         s.save(best=improved)
     if unreadable is not None:
         stop_if_unreadable(s, *unreadable)
+
+
+def scored_splits(data) -> tuple[str, ...]:
+    """The splits evaluated during training: the validation split when one is held out, else the test split.
+    A recipe chosen on validation never sees the test set; ``resnetlab eval`` scores it once."""
+    return ("val",) if data.split_size("val") else ("test",) if data.split_size("test") else ()
 
 
 def _write_epoch(s: Session, record: dict, lr: float, last: bool) -> None:
