@@ -33,3 +33,29 @@ def test_no_flip_for_digits():
     for key in range(20):
         out = pad_crop_flip(x, 0, False, generator(key))
         assert torch.equal(out, x)
+
+
+def _flipped(loader, epoch):
+    """Each image's mirroring in ``epoch`` (images are their own index in a left-right asymmetric ramp)."""
+    state = {}
+    for _, x, y in loader.batches(epoch):
+        for image, label in zip(x, y):
+            state[int(label)] = bool(image[0, 0, 0] > image[0, 0, -1])  # the ramp rises left to right
+    return state
+
+
+def test_alternating_flips_show_each_image_both_ways_every_two_epochs():
+    from resnetlab.data import EpochLoader, PadCropFlip
+
+    n = 64
+    x = (torch.arange(5).view(1, 1, 1, 5) + 10 * torch.arange(n).view(n, 1, 1, 1)).expand(n, 3, 4, 5).contiguous()
+    y = torch.arange(n)
+    alternate = EpochLoader(x, y, 16, seed=3, augment=PadCropFlip(pad=0, alternate=True))
+    first, second, third = (_flipped(alternate, e) for e in range(3))
+    assert 16 < sum(first.values()) < 48  # a random half, about
+    assert all(second[i] != first[i] and third[i] == first[i] for i in range(n))
+    drawn = EpochLoader(x, y, 16, seed=3, augment=PadCropFlip(pad=0))  # random: views repeat across epochs
+    assert sum(_flipped(drawn, 0)[i] == _flipped(drawn, 1)[i] for i in range(n)) > 16
+    halves = [EpochLoader(x, y, 16, 3, PadCropFlip(pad=0, alternate=True), rank, 2) for rank in (0, 1)]
+    for (_, a, _), (_, b, _), (_, whole, _) in zip(*(h.batches(1) for h in halves), alternate.batches(1)):
+        assert torch.equal(torch.cat([a, b]), whole)  # each process gets its rows' flips

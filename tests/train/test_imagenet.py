@@ -128,3 +128,9 @@ def test_per_file_augmentation_needs_a_streamed_folder(jpegs, tmp_path):
     with pytest.raises(UsageError, match="give --data-mode stream"):
         fit(make_config("imagenet-step", data=f"folder:{jpegs}", data_mode="memory", image_size=16, batch_size=8,
                         epochs=1, out=str(tmp_path / "b")))  # fmt: skip
+
+
+def test_alternating_flips_need_the_images_in_memory(jpegs, tmp_path):
+    with pytest.raises(UsageError, match="--flip alternating needs the training images in memory"):
+        fit(make_config("imagenet-step", data=f"folder:{jpegs}", flip="alternating", image_size=16, batch_size=8,
+                        epochs=1, out=str(tmp_path / "a")))  # fmt: skip

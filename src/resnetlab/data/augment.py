@@ -18,13 +18,15 @@ def generator(*key: int) -> torch.Generator:
 
 
 def pad_crop_flip(
-    x: Tensor, pad: int, flip: bool, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None)
-) -> Tensor:
+    x: Tensor, pad: int, flip: bool, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None),
+    flips: Tensor | None = None,
+) -> Tensor:  # fmt: skip
     """Zero-pad every image by ``pad`` pixels, crop back to its size at a random offset, and flip
     half of them left-right when ``flip``; ``x`` is (B, C, H, W) of any dtype.
 
     The draws are made for ``batch`` images (default: ``len(x)``) and ``rows`` of them applied, so
-    that ``x`` can be one process's rows of a larger batch and still get exactly those rows' draws."""
+    that ``x`` can be one process's rows of a larger batch and still get exactly those rows' draws.
+    ``flips`` (bool, one per image of the batch) replaces the random flips, e.g. alternating_flips'."""
     b = len(x) if batch is None else batch
     _, c, h, w = x.shape
     if pad:
@@ -37,21 +39,32 @@ def pad_crop_flip(
         index = (rows_ * (w + 2 * pad) + cols).view(n, 1, h * w).expand(n, c, h * w)
         x = padded.flatten(2).gather(2, index).view(n, c, h, w)
     if flip:
-        mask = (torch.rand(b, generator=gen) < 0.5)[rows].to(x.device).view(-1, 1, 1, 1)
+        mask = (torch.rand(b, generator=gen) < 0.5 if flips is None else flips)[rows].to(x.device).view(-1, 1, 1, 1)
         x = torch.where(mask, x.flip(3), x)
     return x
+
+
+def alternating_flips(seed: int, n: int, epoch: int) -> Tensor:
+    """Which of ``n`` images are mirrored in ``epoch`` under airbench's alternating flip (Jordan 2024, Sec. 3.6):
+    a random half in the first epoch, then each image the opposite of its previous epoch, so that every two
+    epochs show each image both ways (random flips repeat a view about half the time)."""
+    return (torch.rand(n, generator=generator(seed, 4)) < 0.5) ^ bool(epoch % 2)
 
 
 @dataclass(frozen=True)
 class PadCropFlip:
     """The augmentation a dataset declares: ``pad``-pixel translation, and mirroring when flips
-    preserve the class (natural images, not digits)."""
+    preserve the class (natural images, not digits); ``alternate``: flips from alternating_flips."""
 
     pad: int = 4
     flip: bool = True
+    alternate: bool = False
 
-    def __call__(self, x: Tensor, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None)) -> Tensor:
-        return pad_crop_flip(x, self.pad, self.flip, gen, batch, rows)
+    def __call__(
+        self, x: Tensor, gen: torch.Generator, batch: int | None = None, rows: slice = slice(None),
+        flips: Tensor | None = None,
+    ) -> Tensor:  # fmt: skip
+        return pad_crop_flip(x, self.pad, self.flip, gen, batch, rows, flips)
 
 
 # Krizhevsky et al. 2012's colour augmentation, with the eigenvalues and eigenvectors of ImageNet's RGB

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UsageError
-from .augment import PadCropFlip, generator
+from .augment import PadCropFlip, alternating_flips, generator
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,14 @@ class EpochLoader:
         """(step, images, labels) for steps ``start`` to ``stop`` (default: the epoch's end) of ``epoch``."""
         b = self.batch_size
         lo, hi = self.rank * b // self.world_size, (self.rank + 1) * b // self.world_size
-        perm = torch.randperm(len(self.y), generator=generator(self.seed, 0, epoch)).to(self.y.device)
+        order = torch.randperm(len(self.y), generator=generator(self.seed, 0, epoch))
+        perm = order.to(self.y.device)
+        alternate = self.augment is not None and self.augment.flip and self.augment.alternate
+        flips = alternating_flips(self.seed, len(self.y), epoch)[order] if alternate else None  # in batch order
         for step in range(start, self.steps_per_epoch if stop is None else stop):
             idx = perm[step * b : (step + 1) * b][lo:hi]
             x = self.x[idx]
             if self.augment is not None:
-                x = self.augment(x, generator(self.seed, 1, epoch, step), batch=b, rows=slice(lo, hi))
+                drawn = None if flips is None else flips[step * b : (step + 1) * b]
+                x = self.augment(x, generator(self.seed, 1, epoch, step), batch=b, rows=slice(lo, hi), flips=drawn)
             yield step, x, self.y[idx]

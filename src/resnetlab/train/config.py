@@ -142,6 +142,9 @@ class TrainConfig:
                       "[256, 480]·S/224, random S×S crop, flip) or random-resized-crop (torchvision's: 8-100% "
                       "of the area, aspect 3/4-4/3, flip), each file cropped anew in the workers (folder: "
                       "sources, streamed)", choices=("pad-crop-flip", "scale", "random-resized-crop"))  # fmt: skip
+    flip: str = _f("random", "pad-crop-flip's mirroring: random (each image, each epoch, p = 0.5: Sec. 4.2) or "
+                   "alternating (airbench: a random half in the first epoch, then each image the opposite of its "
+                   "previous epoch; in-memory data)", choices=("random", "alternating"))  # fmt: skip
     lighting: float = _f(0.0, "PCA colour augmentation (Krizhevsky et al., the paper's Sec. 3.4: 0.1) with this "
                          "sigma, on the device (0: off)", metavar="SIGMA")  # fmt: skip
     mean_std: str = _f("data", "input normalization: data (per channel, measured on the training images) or "

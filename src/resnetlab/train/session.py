@@ -245,11 +245,12 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
             if isinstance(data, (StreamedFolder, ShardedData)) else ""))  # fmt: skip
         if isinstance(data, StreamedFolder) and world.main:
             keep_listing(data.train, out)
-        evaluated = data.eval_transform
-        if config.augment != "pad-crop-flip" or config.lighting or evaluated.resize != evaluated.crop:
-            log(f"augmentation: {config.augment}" + (f", PCA lighting sigma {config.lighting}" if config.lighting
-                else "") + f"; evaluation: shorter side to {evaluated.resize}, centre {evaluated.crop}×"
-                f"{evaluated.crop} crop; normalization: {config.mean_std} mean and std")  # fmt: skip
+        evaluated, alternate = data.eval_transform, config.flip == "alternating"
+        if config.augment != "pad-crop-flip" or config.lighting or evaluated.resize != evaluated.crop or alternate:
+            log(f"augmentation: {config.augment}" + (", alternating flips" if alternate else "")
+                + (f", PCA lighting sigma {config.lighting}" if config.lighting else "")
+                + f"; evaluation: shorter side to {evaluated.resize}, centre {evaluated.crop}×{evaluated.crop} crop; "
+                f"normalization: {config.mean_std} mean and std")  # fmt: skip
 
         model = build_model(config, data, log, run.channels_last, (mean, std)).to(device)
         if world.size > 1 and config.sync_bn:
@@ -284,6 +285,9 @@ def _loader(config: TrainConfig, prepared, device: torch.device, world: World, l
     """The training batches, this rank's slice of each global batch; pad-crop-flip runs on the device, on whole
     batches: from the images in memory, or from files decoded by worker processes."""
     data = prepared.data
+    if config.flip == "alternating" and isinstance(data, (ShardedData, StreamedFolder)):
+        raise UsageError("--flip alternating needs the training images in memory (it is not done for streamed files "
+                         "or shards); leave the default --flip random")  # fmt: skip
     if isinstance(data, ShardedData):
         shards = ShardLoader(data.train, data.size, config.batch_size, config.seed,
                              None if data.train_transform else data.augmentation, world.rank, world.size, data.workers,
@@ -300,8 +304,9 @@ def _loader(config: TrainConfig, prepared, device: torch.device, world: World, l
             log(f"data: {loader.dropped} of {len(data.train)} training files are left out of each epoch (fewer than "
                 f"one global batch of {config.batch_size}; a new order each epoch)")  # fmt: skip
         return loader
+    augment = replace(data.augmentation, alternate=config.flip == "alternating")
     return EpochLoader(data.x_train.to(device), data.y_train.to(device), config.batch_size, config.seed,
-                       data.augmentation, world.rank, world.size)  # fmt: skip
+                       augment, world.rank, world.size)  # fmt: skip
 
 
 def _data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
