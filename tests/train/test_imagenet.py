@@ -56,7 +56,7 @@ def test_the_recipe_streams_per_file_crops_and_records_its_eval_transform(run):
     assert last["lr"] == pytest.approx(0.1 * 8 / 256 * 0.01) and last["test_error_tta"] is not None
 
 
-def test_eval_export_and_predict_apply_the_recorded_transform(run, jpegs, tmp_path):
+def test_eval_export_and_predict_apply_the_recorded_transform(run, jpegs, tmp_path, monkeypatch):
     model, meta = load_checkpoint(run)
     files = sorted((jpegs / "val").rglob("*.JPEG"))
     by_hand = np.stack([EvalTransform(18, 16)(Image.open(f)) for f in files])  # (N, 16, 16, 3)
@@ -69,7 +69,13 @@ def test_eval_export_and_predict_apply_the_recorded_transform(run, jpegs, tmp_pa
     assert np.allclose(from_run.logits(np.stack([from_run.prepare(f) for f in files])), expected, atol=1e-4)
 
     onnx = tmp_path / "model.onnx"
-    export(run, "onnx", onnx, log=lambda *_: None)
+
+    def whole(*_):
+        raise AssertionError("the export's self-check decoded the whole folder")
+
+    monkeypatch.setattr("resnetlab.deploy.exporter.load_data", whole)
+    report = export(run, "onnx", onnx, log=lambda *_: None)
+    assert report.check_data == f"6 test images of folder:{jpegs}"  # decoded file by file, every class
     exported = Predictor.load(onnx, runtime="onnxruntime")
     assert exported.info.eval_transform == EvalTransform(18, 16)
     assert np.allclose(exported.logits(np.stack([exported.prepare(f) for f in files])), expected, atol=1e-3)

@@ -16,7 +16,8 @@ from torch import nn
 
 from ..checkpoints import open_model
 from ..data import ImageData, load_data, normalizer
-from ..data.transforms import centre_crop
+from ..data.folder import UNREADABLE, list_folder, load_image
+from ..data.transforms import EvalTransform, centre_crop
 from ..errors import UsageError
 from ..hardware import has_vnni
 from ..nn import fold_batchnorm
@@ -44,10 +45,37 @@ def _data(spec: str, size: int) -> ImageData | None:
         return None
 
 
+def _folder_images(root: str, transform: EvalTransform, n: int, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Up to ``n`` files of an image folder's ``split``, spread evenly over its listing (every class, not the
+    first one's files), decoded one by one: a check of 64 images does not decode a large folder whole."""
+    try:
+        train, test = list_folder(root)
+    except (ValueError, OSError):
+        return None
+    files = train if split == "train" else test
+    if files is None or not len(files):
+        return None
+    images, labels = [], []
+    for i in np.unique(np.linspace(0, len(files) - 1, min(n, len(files))).round().astype(np.int64)):
+        try:
+            images.append(load_image(files.path(i), transform))
+        except UNREADABLE:
+            continue  # training and evaluation leave such files out too
+        labels.append(int(files.labels[i]))
+    if not images:
+        return None
+    return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, np.int64)
+
+
 def _images(spec: str | None, info: DeployInfo, n: int, split: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     """Up to ``n`` uint8 images of ``split`` ("train" or "test") from the data ``spec`` with their labels,
     or None when it cannot be read here (a run trained elsewhere); decoded and cropped as the run evaluates."""
     transform = info.eval_transform
+    if spec is not None and spec.startswith("folder:"):
+        found = _folder_images(spec.partition(":")[2], transform, n, split)
+        if found is None or tuple(found[0].shape[1:]) != info.input_size:
+            return None
+        return np.ascontiguousarray(found[0]), found[1], f"{len(found[1])} {split} images of {spec}"
     data = None if spec is None else _data(spec, transform.resize)
     if data is None:
         return None
