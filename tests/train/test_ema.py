@@ -53,3 +53,13 @@ def test_bad_decay_is_refused():
         make_config("paper-cifar", ema=1.0, iterations=1)
     with pytest.raises(ValueError, match="--ema 1.5: give a decay in"):
         WeightAverage(torch.nn.Linear(2, 2), 1.5)
+
+
+def test_the_average_only_observes(tiny_npz, tmp_path):
+    """The trained weights kept beside the average are those of the same run without averaging, bit for bit:
+    the no-EMA ablation of a run is its own trained weights (benchmarks/ema_twin.py)."""
+    fit(tiny_config(tiny_npz, tmp_path / "ema", iterations=10, ema=0.9))
+    fit(tiny_config(tiny_npz, tmp_path / "plain", iterations=10))
+    raw = load_file(tmp_path / "ema" / "checkpoints" / "last" / "state.safetensors")
+    plain = final_weights(tmp_path / "plain")
+    assert all(torch.equal(raw[f"raw.{k}"], v) for k, v in plain.items()) and len(plain) > 10
