@@ -19,6 +19,11 @@ os.environ.setdefault(
 )  # fmt: skip
 
 
+# Under pytest-xdist (-n 2) each worker takes one core: torch and the processes a test starts run one thread,
+# as two jobs on two cores should (two threads each would fight over the cores).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 # Image-folder listings are cached under $XDG_CACHE_HOME: the tests' go to a folder of their own, not the home's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="resnetlab-tests-cache-")
 
@@ -64,3 +69,21 @@ def cifar_npz():
             pytest.fail(f"CI=true and the real CIFAR-10 file is absent: {CIFAR_NPZ}", pytrace=False)
         pytest.skip(f"the real CIFAR-10 file is absent ({CIFAR_NPZ})")
     return CIFAR_NPZ
+
+
+@pytest.fixture
+def cli(capsys):
+    """``resnetlab ARGS`` run in this process: (exit status, stdout, stderr). The same as the command's
+    (``main`` turns every error into its one line; argparse's usage errors exit 2), without the 3 s a new
+    process spends importing torch. tests/test_cli.py runs the real entry point too."""
+    from resnetlab.cli import main
+
+    def run(*argv):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -34,17 +34,22 @@ def test_summary_with_input_size(capsys):
         (["summary"], 2, "model"),
     ],
 )
-def test_errors_are_one_line(argv, code, msg):
-    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", *argv], capture_output=True, text=True)
-    assert proc.returncode == code
-    lines = proc.stderr.strip().splitlines()
+def test_errors_are_one_line(cli, argv, code, msg):
+    returned, _, err = cli(*argv)
+    assert returned == code
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("resnetlab: error: ") and msg in lines[0]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["summary", "--help"], ["models", "--help"], ["experiment", "--help"]])
-def test_help(argv):
-    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", *argv], capture_output=True, text=True)
+def test_help_through_the_real_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "resnetlab.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+@pytest.mark.parametrize("argv", [["summary", "--help"], ["models", "--help"], ["experiment", "--help"]])
+def test_help(cli, argv):
+    code, out, _ = cli(*argv)
+    assert code == 0 and "usage:" in out
 
 
 def test_experiment_flags_come_from_the_registry():

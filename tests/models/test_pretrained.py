@@ -38,10 +38,14 @@ def test_shipped_weights_reach_their_documented_test_error(cifar_npz, model, nam
         x, y = torch.from_numpy(d["x_test"]).permute(0, 3, 1, 2), torch.from_numpy(d["y_test"]).long()
     mean, std = (torch.tensor(meta["normalization"][k], dtype=torch.float64).view(1, 3, 1, 1) for k in ("mean", "std"))
     inputs = (x.double() / 255 - mean) / std
-    # BN folded: the same function up to ~1e-6, far inside the 0.01 margin, and 1.5x faster
-    fast = resnetlab.fold_batchnorm(net)
-    with torch.no_grad():
-        logits = torch.cat([fast(inputs[i : i + 1000].float()) for i in range(0, len(x), 1000)])
+    # BN folded and channels-last: the same function up to ~1e-6, far inside the 0.01 margin, and 1.5x and
+    # 1.3x faster (measured on an AVX2-only EPYC)
+    fast = resnetlab.fold_batchnorm(net).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        batches = (
+            inputs[i : i + 500].float().contiguous(memory_format=torch.channels_last) for i in range(0, len(x), 500)
+        )
+        logits = torch.cat([fast(b) for b in batches])
         top2 = logits.topk(2, dim=1).values
         close = (top2[:, 0] - top2[:, 1] < 1e-2).nonzero().flatten()
         pred = logits.argmax(1)

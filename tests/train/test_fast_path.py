@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.hooks import InterruptAt
+from tests.hooks import InterruptAt, Recorder
 
 from resnetlab import create_model
 from resnetlab.cli import main
@@ -26,9 +26,12 @@ def weights(out):
 
 def test_compiled_channels_last_training_matches_eager(tiny_npz, tmp_path):
     """Same seed, same steps: the compiled NHWC path's weights equal the eager NCHW path's up to
-    floating-point reassociation (this project's BN and its explicit backward run inside the graph)."""
-    fit(config(tiny_npz, tmp_path / "eager"))
-    fit(config(tiny_npz, tmp_path / "fast", compile=True, channels_last=True))
+    floating-point reassociation (this project's BN and its explicit backward run inside the graph). Both
+    clip their gradients to a norm every step exceeds: what the compiled path's optimizer saw is clipped."""
+    fit(config(tiny_npz, tmp_path / "eager", clip_grad_norm=0.5))
+    seen = Recorder()
+    fit(config(tiny_npz, tmp_path / "fast", compile=True, channels_last=True, clip_grad_norm=0.5), hooks=[seen])
+    assert len(seen.norms) == 6 and max(seen.norms) <= 0.5 * (1 + 1e-6) and min(seen.norms) > 0.5 * 0.99
     eager, fast = weights(tmp_path / "eager"), weights(tmp_path / "fast")
     assert eager.keys() == fast.keys()
     for k in eager:
@@ -159,10 +162,12 @@ def test_a_onednn_cap_lowers_the_cpu_kind(monkeypatch, cap, kind):
 
 
 def test_bf16_training_stays_finite(tiny_npz, tmp_path):
-    """bf16 autocast trains on any CPU (emulated where bf16 is not native: slowly, on a tiny model)."""
-    out = tmp_path / "bf16"
-    fit(config(tiny_npz, out, precision="bf16", iterations=3))
+    """bf16 autocast trains on any CPU (emulated where bf16 is not native: slowly, on a tiny model), its
+    gradients clipped as in fp32."""
+    out, seen = tmp_path / "bf16", Recorder()
+    fit(config(tiny_npz, out, precision="bf16", iterations=3, clip_grad_norm=0.05), hooks=[seen])
     assert all(torch.isfinite(v).all() for v in weights(out).values())
+    assert len(seen.norms) == 3 and max(seen.norms) <= 0.05 * (1 + 1e-6)
 
 
 def test_cli_flags_reach_the_config(tiny_npz, tmp_path, capsys):

@@ -131,7 +131,7 @@ def test_resume_takes_newest_folder_when_last_lags(tiny_npz, tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume(tiny_npz, tmp_path):
+def test_kill_9_then_resume(tiny_npz, tmp_path, cli):
     """A SIGKILL at an arbitrary instant leaves only complete checkpoints, and --resume finishes
     the run with exactly the weights of an uninterrupted one."""
     out, reference = tmp_path / "killed", tmp_path / "reference"
@@ -155,7 +155,7 @@ def test_kill_9_then_resume(tiny_npz, tmp_path):
         "--threads",
         "1",
     ]
-    subprocess.run(cmd + ["--out", str(reference)], check=True, capture_output=True)
+    assert cli(*cmd[3:], "--out", reference)[0] == 0  # the uninterrupted reference, in this process
     proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (out / "checkpoints" / "12").exists() and time.time() < deadline and proc.poll() is None:
@@ -170,26 +170,20 @@ def test_kill_9_then_resume(tiny_npz, tmp_path):
     for n in numbered:  # every checkpoint that exists is complete and loadable
         load_checkpoint(ckpts / str(n))
         load_file(ckpts / str(n) / "state.safetensors")
-    resumed = subprocess.run(cmd[:3] + ["train", "--resume", str(out)], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed {out} at iteration {numbered[-1]}" in resumed.stdout
+    code, stdout, stderr = cli("train", "--resume", out)
+    assert code == 0, stderr
+    assert f"resumed {out} at iteration {numbered[-1]}" in stdout
     ref, got = final_weights(reference), final_weights(out)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     assert not list(ckpts.glob(".tmp-*"))
 
 
-def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path):
-    from resnetlab.cli import main
-
+def test_resume_refuses_contradicting_flags(tiny_npz, tmp_path, cli):
     out = tmp_path / "run"
     fit(tiny_config(tiny_npz, out, iterations=5))
-    proc = subprocess.run(
-        [sys.executable, "-m", "resnetlab.cli", "train", "--resume", str(out), "--lr", "0.3"],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "--lr 0.3 (the run has 0.05)" in proc.stderr
-    assert main(["train", "--resume", str(out), "--model", "resnet8"]) == 0  # agreeing flags are fine
+    code, _, err = cli("train", "--resume", out, "--lr", "0.3")
+    assert code == 1 and err.count("\n") == 1 and "--lr 0.3 (the run has 0.05)" in err
+    assert cli("train", "--resume", out, "--model", "resnet8")[0] == 0  # agreeing flags are fine
 
 
 def test_resume_may_change_how_a_run_executes(tiny_npz, tmp_path):
