@@ -120,6 +120,7 @@ def test_a_corrupt_member_and_a_truncated_shard_are_named_and_skipped(shards, tm
     assert len(loader.bad) == 2
 
 
+@pytest.mark.slow
 def test_two_processes_with_unequal_shards_take_the_same_steps(folder, tmp_path):
     """Shards of 1..17 samples dealt to 2 ranks × 2 workers: the plan agrees on the steps, and a real torchrun
     run over the packed shards finishes its epochs (no process waits on a collective another never joins)."""

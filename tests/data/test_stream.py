@@ -65,6 +65,7 @@ def first_batches(folder: Path, out: Path, mode: str, steps: int = 50):
     return got
 
 
+@pytest.mark.slow
 def test_streamed_batches_are_the_in_memory_ones(cifar_png, tmp_path):
     """50 steps of fast-cifar (batch 256: 19 steps an epoch, so three epochs' orders and pad-crop-flips)."""
     memory = first_batches(cifar_png, tmp_path / "memory", "memory")
@@ -96,6 +97,7 @@ def _final(out: Path) -> dict:
     return load_file(out / "checkpoints" / "last" / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_kill_and_ctrl_c_mid_epoch_resume_to_the_weights_of_an_uninterrupted_run(tmp_path):
     """fp32 eager, 6 steps an epoch: 1 worker uninterrupted; 2 workers killed (SIGKILL) at step 5 after the
     checkpoint of step 3, resumed; 2 workers given a real Ctrl-C (the whole process group, workers included)
@@ -127,6 +129,7 @@ def test_kill_and_ctrl_c_mid_epoch_resume_to_the_weights_of_an_uninterrupted_run
         assert all(torch.equal(ref[k], got[k]) for k in ref), run
 
 
+@pytest.mark.slow
 def test_two_ranks_read_disjoint_parts_of_every_epoch_across_a_ctrl_c(tmp_path):
     """torchrun, 2 ranks × 2 workers, 50 files in batches of 8: 6 steps an epoch, 2 files left out (logged).
     A real Ctrl-C to the whole process group at step 4 (the launcher passes it on too: one press, twice) stops

@@ -97,6 +97,7 @@ def test_int8_export_reports_agreement_and_accuracy(runs, tmp_path):
     assert ops["QuantizeLinear"] > 0 and ops["BatchNormalization"] == 0
 
 
+@pytest.mark.slow
 def test_badly_calibrated_int8_fails_and_keeps_nothing(tmp_path, cifar_npz):
     """The shipped ResNet-20 calibrated on constant images: its activation ranges are wrong for real ones,
     and the export is refused on 500 real held-out test images, keeping nothing."""

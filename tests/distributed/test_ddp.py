@@ -45,6 +45,7 @@ def _max_relative(a, b):
                for k in a if a[k].is_floating_point())  # fmt: skip
 
 
+@pytest.mark.slow
 def test_two_processes_compute_what_one_does(tiny_npz, tmp_path):
     """With gradients clipped (to a norm every step exceeds), and a test hook on both workers."""
     common = ["--model", "resnet20", "--iterations", "3", "--lr", "0.01", "--recipe", "paper-cifar",
@@ -76,6 +77,7 @@ def test_two_processes_compute_what_one_does(tiny_npz, tmp_path):
     assert synced.stdout.count("config:") == 1  # rank 1 prints nothing
 
 
+@pytest.mark.slow
 def test_the_documented_fast_cifar_command(tiny_npz, tmp_path):
     """``torchrun ... --recipe fast-cifar``: torch.compile, the CPU's precision, channels-last where chosen and
     synchronized BN, without a graph break, computing what one process computes on the same global batch."""
@@ -154,6 +156,7 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("rank", [0, 1])
+@pytest.mark.slow
 def test_killed_worker_restarts_to_the_same_weights(uninterrupted, tmp_path, rank):
     """The restarted group repeats its command line, --precision auto included, and resumes the run."""
     data, a = uninterrupted
@@ -167,6 +170,7 @@ def test_killed_worker_restarts_to_the_same_weights(uninterrupted, tmp_path, ran
     assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise
 
 
+@pytest.mark.slow
 def test_killed_worker_without_restarts_stops_all_within_the_timeout(tiny_npz, tmp_path):
     args = ["--model", "resnet8", "--iterations", "40", "--save-every", "5", "--dist-timeout", "5"]
     launcher = _torchrun(_train_args(tiny_npz, tmp_path / "r", *args), background=True)
@@ -189,6 +193,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_agents_as_two_nodes(tiny_npz, tmp_path):
     endpoint = f"127.0.0.1:{_free_port()}"
     # 12 iterations of 10 per epoch: an epoch's end without --save-every, where every process takes part in

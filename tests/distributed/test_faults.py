@@ -78,6 +78,7 @@ def _resumes_bit_for_bit(out, whole):
 
 
 @pytest.mark.parametrize("kind,rank", [("nan-loss", 1), ("nan-loss", 0), ("nan-weights", 0)])
+@pytest.mark.slow
 def test_a_fault_on_one_process_stops_every_process(data, whole, tmp_path, kind, rank):
     out = tmp_path / "r"
     start = time.time()
@@ -95,6 +96,7 @@ def test_a_fault_on_one_process_stops_every_process(data, whole, tmp_path, kind,
         _resumes_bit_for_bit(out, whole)  # without the fault: what the whole run computed
 
 
+@pytest.mark.slow
 def test_a_diverged_run_is_not_restarted(data, tmp_path):
     out = tmp_path / "r"
     start = time.time()
@@ -104,6 +106,7 @@ def test_a_diverged_run_is_not_restarted(data, tmp_path):
     assert "torchrun does not restart it" in proc.stdout and latest(out / "checkpoints").name == "3"
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_torchrun_stops_every_process_with_a_checkpoint(data, whole, tmp_path):
     out = tmp_path / "r"
     launcher = _torchrun(["train", "--data", f"npz:{data}", "--out", str(out), *ARGS], background=True,

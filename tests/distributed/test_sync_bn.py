@@ -50,6 +50,7 @@ def _worker(rank, path, shape, results, compiled=False):
 
 
 @pytest.mark.parametrize("shape,compiled", [((3, 4, 4), False), ((6,), False), ((3, 4, 4), True)])
+@pytest.mark.slow
 def test_two_processes_equal_one_over_the_concatenated_batch(tmp_path, shape, compiled):
     """Eager, and compiled whole (fullgraph: a graph break would fail it; none is counted)."""
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")

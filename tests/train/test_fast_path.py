@@ -24,6 +24,7 @@ def weights(out):
     return load_file(out / "checkpoints" / "last" / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_compiled_channels_last_training_matches_eager(tiny_npz, tmp_path):
     """Same seed, same steps: the compiled NHWC path's weights equal the eager NCHW path's up to
     floating-point reassociation (this project's BN and its explicit backward run inside the graph). Both

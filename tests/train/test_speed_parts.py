@@ -45,6 +45,7 @@ class Losses(Hook):
         self.losses.append(step.loss)
 
 
+@pytest.mark.slow
 def test_fifty_iterations_learn_and_resume_bit_for_bit(tiny_npz, tmp_path):
     seen = Losses()
     fit(config(tiny_npz, tmp_path / "whole"), hooks=[seen])
