@@ -40,12 +40,6 @@ def synthetic_images(n: int, size: int = 16, classes: int = 4, seed: int = 0):
     return x, y.astype(np.int64)
 
 
-def pytest_collection_modifyitems(config, items):
-    """The slow tests first (in their order, then the rest in theirs): the two workers then end together,
-    instead of one waiting while the other runs a long test it drew last."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """A test that trains with ``threads=1`` sets torch's thread count for the whole process: give the

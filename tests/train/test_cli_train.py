@@ -89,7 +89,7 @@ def test_predict_and_eval_errors(tmp_path, cli):
 
 @pytest.mark.slow
 def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
-    """120 iterations on a 5k-image subset of the real CIFAR-10: far better than 90% error (66.4% measured)."""
+    """60 iterations on a 5k-image subset of the real CIFAR-10: far better than 90% error (67.6% measured)."""
     out = tmp_path / "cifar"
     code = main(
         [
@@ -103,13 +103,13 @@ def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
             "--val-split",
             "1000",
             "--iterations",
-            "120",
+            "60",
             "--batch-size",
             "64",
             "--recipe",
             "cosine",
             "--warmup-iterations",
-            "20",
+            "10",
             "--eval-every",
             "0",
             "--out",
@@ -118,7 +118,7 @@ def test_real_cifar10_short_run_beats_chance(cifar_npz, tmp_path):
     )
     assert code == 0
     final = json.loads((out / "metrics.json").read_text())[-1]
-    assert final["iteration"] == 120 and final["val_error"] < 0.75 and final["test_error"] is None
+    assert final["iteration"] == 60 and final["val_error"] < 0.75 and final["test_error"] is None
     for name in (
         "config.json",
         "train.log",
