@@ -82,7 +82,7 @@ def cli(capsys):
         try:
             code = main([str(a) for a in argv])
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1  # as the interpreter maps it
         out, err = capsys.readouterr()
         return code, out, err
 
