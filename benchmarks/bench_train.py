@@ -39,7 +39,7 @@ from torch import nn
 import resnetlab
 from resnetlab import hardware
 from resnetlab.data import EpochLoader, PadCropFlip
-from resnetlab.nn import set_batchnorm_kernel
+from resnetlab.nn import convert_matmul_weight_grad, set_batchnorm_kernel
 
 
 # ---- the plain-PyTorch reference (independent of resnetlab's model code) ----
@@ -284,6 +284,8 @@ def main() -> None:
             bf16, cl, kernel, compiled = auto_path() if name == "auto" else PATHS[name]
             set_batchnorm_kernel(kernel)
             model = resnetlab.create_model(args.model, **kwargs)
+            if name == "auto" and hardware.matmul_weight_grad("bf16" if bf16 else "fp32", torch.device("cpu")):
+                convert_matmul_weight_grad(model)  # as the trainer does (bf16 on AMX)
             ips = images_per_second(model, batch, size, args.steps, bf16, cl, compiled)
         print(f"{name:>22} {ips:8.1f} {ips * gflop:8.1f} {ips / ref:12.2f}x", flush=True)
     set_batchnorm_kernel("eager")

@@ -110,6 +110,12 @@ def cpu_kind() -> str:
     return "amx" if has_amx() else "avx512_bf16"
 
 
+def matmul_weight_grad(precision: str, device: torch.device) -> bool:
+    """Whether training makes the small-map 3×3 convolutions ``nn.conv.MatmulGradConv2d``: bf16 on AMX, where
+    oneDNN's weight gradient at ≤ 7×7 positions is slow (measured; no gain found elsewhere)."""
+    return precision == "bf16" and device.type == "cpu" and has_amx()
+
+
 def fast_path(device: torch.device) -> tuple[str, bool, bool, str]:
     """(precision, compile, channels_last, reason) that ``--precision auto`` chooses on ``device``."""
     if device.type == "cuda":

@@ -10,6 +10,7 @@ from .blocks import (
     ShortcutA,
     make_shortcut,
 )
+from .conv import MatmulGradConv2d, convert_matmul_weight_grad
 from .norm import (
     BATCHNORM_TYPES,
     NORM_LAYERS,
@@ -34,9 +35,11 @@ __all__ = [
     "Bottleneck",
     "LinearBlock",
     "LinearShortcutA",
+    "MatmulGradConv2d",
     "ShortcutA",
     "SyncBatchNorm1d",
     "SyncBatchNorm2d",
+    "convert_matmul_weight_grad",
     "convert_sync_batchnorm",
     "fold_batchnorm",
     "get_norm",

@@ -25,7 +25,7 @@ from ..data.stream import StreamedFolder, StreamLoader
 from ..errors import UsageError
 from ..hardware import resolve_device
 from ..models import model_family
-from ..nn import convert_sync_batchnorm
+from ..nn import convert_matmul_weight_grad, convert_sync_batchnorm
 from ..nn.norm import BATCHNORM_TYPES
 from . import distributed
 from .clip import GradientClipping
@@ -253,6 +253,11 @@ def open_session(config: TrainConfig, resume: bool = False, hooks: Sequence[Hook
                 f"normalization: {config.mean_std} mean and std")  # fmt: skip
 
         model = build_model(config, data, log, run.channels_last, (mean, std)).to(device)
+        if hardware.matmul_weight_grad(run.precision, device):
+            converted = convert_matmul_weight_grad(model)  # oneDNN's AMX weight gradient is slow at ≤ 7×7 (nn/conv.py)
+            if converted:
+                log(f"{converted} convolution{'s' if converted > 1 else ''} at ≤ 7×7 positions: weight gradient as one "
+                    "matmul (AMX)")  # fmt: skip
         if world.size > 1 and config.sync_bn:
             convert_sync_batchnorm(model)
         optimizer = torch.optim.SGD(param_groups(model, config), lr=config.lr, momentum=config.momentum,
