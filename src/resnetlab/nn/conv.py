@@ -40,7 +40,7 @@ class _MatmulGradConv3x3(torch.autograd.Function):
         return F.conv2d(x, weight, None, 1, 1)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
