@@ -33,7 +33,7 @@ def _torchrun(args, *launcher, nproc=2, background=False, env=None):
     env = {**ENV, **(env or {})}
     if background:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)  # a hang guard: 108 s seen
 
 
 def _weights(run):
