@@ -21,7 +21,7 @@ os.environ.setdefault(
 
 # Under pytest-xdist (-n 2) each worker takes one core: torch and the processes a test starts run one thread,
 # as two jobs on two cores should (two threads each would fight over the cores). Inductor keeps its compile
-# workers: TORCHINDUCTOR_COMPILE_THREADS=1 was tried (a79d125) and the compiling tests took 1.3-1.8x longer.
+# workers: TORCHINDUCTOR_COMPILE_THREADS=1 (tried at a79d125) did not help (docs/results/suite/README.md).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
