@@ -1,0 +1,89 @@
+"""What each ablation path of a recipe costs in time: its training steps through the trainer itself
+(``resnetlab.fit`` on synthetic images, the recipe's precision, layout, compilation, ghost BN and frozen BN
+scales), the paths measured in turn, round after round in one run, so a drifting machine shifts them all.
+
+    .venv/bin/python benchmarks/path_speed.py [--recipe fast94] [--paths fast no-whiten no-ghost]
+        [--steps 12] [--skip 4] [--rounds 2]
+
+time_to_accuracy.py's wall times compare only within a CPU and a day; this is the time half of the
+ablation's rule (an ingredient is kept when removing it costs accuracy or it saves time at equal accuracy).
+Images/s count the steps after ``skip`` (compilation, warm-up), timed between their ends. Run it alone.
+"""
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from resnetlab import hardware
+from resnetlab.train import Hook, fit, make_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from time_to_accuracy import PATHS  # noqa: E402  (the ablation's paths: one definition)
+
+
+class StepClock(Hook):
+    """The end time of each step."""
+
+    def __init__(self):
+        self.ends: list[float] = []
+
+    def after_step(self, state, step) -> None:
+        self.ends.append(time.perf_counter())
+
+
+def images_per_s(recipe: str, fields: dict, data: Path, out: Path, steps: int, skip: int) -> float:
+    config = make_config(recipe, data=f"npz:{data}", iterations=skip + steps, tta="none", out=str(out),
+                         threads=torch.get_num_threads(), **fields)  # fmt: skip
+    clock = StepClock()
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit(config, hooks=[clock])
+    return config.batch_size * steps / (clock.ends[-1] - clock.ends[skip - 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="fast94", choices=list(PATHS))
+    parser.add_argument("--paths", nargs="+", default=["fast", "no-whiten", "no-ghost"])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--skip", type=int, default=4, help="steps not timed (compilation, warm-up); at least 1")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    unknown = set(args.paths) - set(PATHS[args.recipe])
+    if unknown or args.skip < 1:
+        parser.error(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS[args.recipe])}"
+                     if unknown else "--skip must be at least 1 (the first step compiles)")  # fmt: skip
+    batch = make_config(args.recipe).batch_size
+    n = batch * (args.skip + args.steps + 1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g).numpy()
+    y = torch.randint(0, 10, (n,), generator=g).numpy()
+    print(
+        f"{args.recipe}, batch {batch}; {hardware.describe()}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.skip}, {args.rounds} rounds"
+    )
+    speed: dict[str, list[float]] = {p: [] for p in args.paths}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "synthetic.npz"
+        np.savez(data, x_train=x, y_train=y, x_test=x[:500], y_test=y[:500])
+        for r in range(args.rounds):
+            for path in args.paths:
+                speed[path].append(images_per_s(args.recipe, PATHS[args.recipe][path], data,
+                                                Path(tmp) / f"{path}-{r}", args.steps, args.skip))  # fmt: skip
+                print(f"round {r} {path}: {speed[path][-1]:.1f} img/s", flush=True)
+    base = statistics.mean(speed[args.paths[0]])
+    print(f"\n| path | images/s, each round | mean | × {args.paths[0]} |\n|---|---|---|---|")
+    for path, values in speed.items():
+        mean = statistics.mean(values)
+        print(f"| {path} | {', '.join(f'{v:.1f}' for v in values)} | {mean:.1f} | {mean / base:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
