@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from resnetlab import hardware
 from resnetlab.train import Hook, fit, make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_step import synthetic_npz  # noqa: E402  (the same synthetic images)
 from time_to_accuracy import PATHS  # noqa: E402  (the ablation's paths: one definition)
 
 
@@ -61,18 +61,13 @@ def main() -> None:
         parser.error(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS[args.recipe])}"
                      if unknown else "--skip must be at least 1 (the first step compiles)")  # fmt: skip
     batch = make_config(args.recipe).batch_size
-    n = batch * (args.skip + args.steps + 1)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g).numpy()
-    y = torch.randint(0, 10, (n,), generator=g).numpy()
     print(
         f"{args.recipe}, batch {batch}; {hardware.describe()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.skip}, {args.rounds} rounds"
     )
     speed: dict[str, list[float]] = {p: [] for p in args.paths}
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "synthetic.npz"
-        np.savez(data, x_train=x, y_train=y, x_test=x[:500], y_test=y[:500])
+        data = synthetic_npz(Path(tmp) / "synthetic.npz", batch * (args.skip + args.steps + 1))
         for r in range(args.rounds):
             for path in args.paths:
                 speed[path].append(images_per_s(args.recipe, PATHS[args.recipe][path], data,

@@ -39,6 +39,15 @@ CATEGORIES = [
 ]
 
 
+def synthetic_npz(path: Path, n: int) -> Path:
+    """``n`` random 32×32 images and labels as a CIFAR-10-shaped .npz (its first 500 also the test split)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g).numpy()
+    y = torch.randint(0, 10, (n,), generator=g).numpy()
+    np.savez(path, x_train=x, y_train=y, x_test=x[:500], y_test=y[:500])
+    return path
+
+
 class Profiled(Hook):
     """Profiles ``steps`` steps after ``skip`` (compilation and warm-up) and keeps their operator table."""
 
@@ -62,13 +71,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     config = make_config(args.recipe)
-    n = config.batch_size * (args.skip + args.steps + 1)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g).numpy()
-    y = torch.randint(0, 10, (n,), generator=g).numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "synthetic.npz"
-        np.savez(data, x_train=x, y_train=y, x_test=x[:500], y_test=y[:500])
+        data = synthetic_npz(Path(tmp) / "synthetic.npz", config.batch_size * (args.skip + args.steps + 1))
         config = make_config(args.recipe, data=f"npz:{data}", iterations=args.skip + args.steps, tta="none",
                              out=str(Path(tmp) / "r"), threads=torch.get_num_threads())  # fmt: skip
         hook = Profiled(args.skip, args.steps)
