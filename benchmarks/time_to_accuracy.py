@@ -66,7 +66,6 @@ PATHS = {
         "relu": {"model_args": {"activation": "relu"}},  # GELU (airbench) or CELU (Page) against ReLU
         "no-ghost": {"bn_ghost_size": 0},  # ghost batch norm (Hoffer et al. 2017; Page)
         "no-freeze": {"bn_freeze_weight": False, "bn_lr_scale": 1.0},  # frozen BN scale, raised BN lr (Page)
-        "no-small": {"small_size": 0},  # progressive resizing
         "alt-flip": {"flip": "alternating"},  # airbench's alternating flip, added
     },
 }
