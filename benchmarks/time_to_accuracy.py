@@ -53,9 +53,10 @@ PATHS = {
         "eager": {"compile": False, "channels_last": False, "precision": "fp32"},  # the accuracy check
         "ema": {"ema": 0.999},
         "linear": {"schedule": "linear"},
-        "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390, "small_size": 0},
+        "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390},
         "no-smoothing": {"label_smoothing": 0.0},
-        "full-size": {"small_size": 0},  # without progressive resizing
+        "small-24": {"small_size": 24},  # progressive resizing, 24x24 for half the steps (the recipe until #31)
+        "30-epochs": {"epochs": 30},  # the recipe's length until #31
     },
     "fast94": {
         "fast": {},

@@ -94,8 +94,8 @@ def test_config_checks_eval_every():
 def test_fast_cifar_recipe_and_flags(tmp_path):
     fast = make_config("fast-cifar")
     assert fast.compile is None and fast.tta == "flip" and fast.eval_every == 0 and fast.precision == "auto"
-    assert (fast.epochs, fast.batch_size, fast.lr, fast.warmup_iterations) == (30, 256, 0.2, 195)
-    assert (fast.small_size, fast.small_until) == (24, 0.5)
+    assert (fast.epochs, fast.batch_size, fast.lr, fast.warmup_iterations) == (40, 256, 0.2, 195)
+    assert fast.small_size == 0  # chosen on the validation split: full size throughout
     assert make_config("fast-cifar", compile=False).compile is False
 
 
