@@ -57,6 +57,9 @@ PATHS = {
         "no-smoothing": {"label_smoothing": 0.0},
         "small-24": {"small_size": 24},  # progressive resizing, 24x24 for half the steps (the recipe until #31)
         "30-epochs": {"epochs": 30},  # the recipe's length until #31
+        # candidates for a faster fast-cifar at equal accuracy (#31's rule), not yet run on validation
+        "alt-flip": {"flip": "alternating"},  # airbench's alternating flip
+        "smoothing-0.2": {"label_smoothing": 0.2},  # airbench's label smoothing
     },
     "fast94": {
         "fast": {},
