@@ -102,6 +102,7 @@ def test_fast_cifar_recipe_and_flags(tmp_path):
 def test_fast94_sets_the_model_and_given_model_args_go_over_the_recipes():
     fast = make_config("fast94")
     assert fast.model == "resnet9" and fast.model_args["whiten"] == 2 and fast.tta == "flip-translate"
+    assert fast.ema == 0 and fast.label_smoothing == 0  # both dropped by the ablation (docs/performance.md)
     wider = make_config("fast94", model_args={"width": 0.75})  # --model-arg width=0.75: the rest kept
     assert wider.model_args == {**fast.model_args, "width": 0.75}
     other = make_config("fast94", model="resnet20")  # another model: the recipe's model arguments are not its
