@@ -123,8 +123,8 @@ def test_batch_must_divide_among_processes(tiny_npz, tmp_path, monkeypatch, cli)
     in this process (a torchrun of two took 13 s on an AVX2-only EPYC for the same line)."""
     for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(key, value)
-    code, out, err = cli(*_train_args(tiny_npz, tmp_path / "r", "--model", "resnet8", "--iterations", "1",
-                                      "--batch-size", "31"))  # fmt: skip
+    code, _, err = cli(*_train_args(tiny_npz, tmp_path / "r", "--model", "resnet8", "--iterations", "1",
+                                    "--batch-size", "31"))  # fmt: skip
     assert code != 0 and err.splitlines() == [
         "resnetlab: error: --batch-size 31 (the global batch) does not divide among 2 processes; choose a multiple of 2"
     ]
