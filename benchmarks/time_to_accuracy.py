@@ -14,7 +14,9 @@ epoch. Every accuracy is printed twice, single view and with the recipe's test-t
 the training GFLOP/s (3 × 2 × multiply-adds per image, over the epochs' training time) and its share of the
 CPU's peak (benchmarks/cpu_peak.py). A run finished at this commit (its ``result.json``) is reported again,
 not retrained; an unfinished one is trained again from the start, so that every wall time is one
-uninterrupted process.
+uninterrupted process. ``--continue`` instead goes on from an interrupted run's last checkpoint (a Ctrl-C to
+its ``resnetlab train`` process saves one): for runs longer than a session. Its wall time is then the sum of
+its pieces, each with its own process start, data loading and cold compile: an upper bound of one process.
 Each run's text outputs (config.json, metrics, train.log) and the report go to ``--results`` (default
 docs/results/time-to-accuracy/<recipe>-<cpu>-<commit>). Run it alone: the two cores are shared by everything.
 """
@@ -36,6 +38,7 @@ import torch
 
 from cpu_peak import peak_gflops
 from resnetlab import create_model, summary
+from resnetlab.checkpoints import latest
 from resnetlab.hardware import cpu_kind, describe
 from resnetlab.train import make_config
 from resnetlab.train.setup import git_state
@@ -73,7 +76,7 @@ PATHS = {
         "alt-flip": {"flip": "alternating"},  # airbench's alternating flip, added
     },
 }
-KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json")  # not checkpoints
+KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights
 
 
 def flags(fields: dict) -> list[str]:
@@ -110,21 +113,43 @@ def training_gflops(config, records: list[dict]) -> tuple[float, float]:
     return flop / 1e9, flop / 1e9 / seconds
 
 
+def pieces_to_continue(out: Path, commit: str) -> list[float]:
+    """The wall times of an interrupted run's pieces, when ``--continue`` can go on from it: the same clean
+    commit, a checkpoint, every piece's time known (a piece whose benchmark was killed has none)."""
+    record = json.loads((out / "pieces.json").read_text()) if (out / "pieces.json").exists() else {}
+    if record.get("commit") != commit or commit.endswith("-dirty") or latest(out / "checkpoints") is None:
+        return []
+    if None in record["wall_s"]:
+        raise SystemExit(f"time_to_accuracy: a piece of {out} has no wall time (its benchmark was stopped, not "
+                         "its train process): run again without --continue to start it afresh")  # fmt: skip
+    return record["wall_s"]
+
+
 def run_one(out: Path, recipe: str, seed: int, path: str, args, commit: str, peak: dict) -> dict:
     done = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
     if done.get("commit") == commit and not commit.endswith("-dirty"):
         return done  # finished at this commit: reported again
-    shutil.rmtree(out, ignore_errors=True)  # an unfinished run starts again: one uninterrupted wall time
+    pieces = pieces_to_continue(out, commit) if args.resume else []
+    if not pieces:
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished run starts again: one uninterrupted wall time
     fields = {"data": f"npz:{args.data}", "seed": seed, "out": str(out), **PATHS[recipe][path]}
     fields.update({k: v for k, v in (("epochs", args.epochs), ("threads", args.threads)) if v})
     if args.val_split:
         fields["val_split"] = args.val_split
     command = [sys.executable, "-m", "resnetlab", "train", "--recipe", recipe, *flags(fields)]
+    piece = command[:4] + ["--resume", str(out)] if pieces else command
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pieces.json").write_text(json.dumps({"commit": commit, "wall_s": [*pieces, None]}))
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}  # compilation from cold, inside the wall time
         start = time.perf_counter()
-        proc = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        wall = time.perf_counter() - start
+        proc = subprocess.run(piece, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        pieces.append(time.perf_counter() - start)
+    (out / "pieces.json").write_text(json.dumps({"commit": commit, "wall_s": pieces}))
+    wall = sum(pieces)
+    if proc.returncode == 130:  # a Ctrl-C to the train process: its checkpoint is whole
+        raise SystemExit(f"time_to_accuracy: {path} seed {seed} interrupted after {len(pieces)} piece(s), "
+                         f"{wall / 60:.1f} min; the same command with --continue goes on from {out}")  # fmt: skip
     if proc.returncode:
         raise SystemExit(f"time_to_accuracy: {path} seed {seed} failed ({out}):\n{proc.stderr[-3000:]}")
     config = make_config(recipe, **fields)
@@ -134,7 +159,7 @@ def run_one(out: Path, recipe: str, seed: int, path: str, args, commit: str, pea
     splits = ("val",) if args.val_split else ("test",)  # a choice never reads the test set
     result = {
         "commit": commit, "recipe": recipe, "path": path, "seed": seed, "epochs": final["epoch"], "tta": config.tta,
-        "wall_s": wall,
+        "wall_s": wall, "pieces": len(pieces),  # more than one: --continue, an upper bound of one process
         "training_gflop": round(gflop), "training_gflops": round(gflops, 1),
         "peak_gflops": peak["peak_gflops"], "clock_ghz": peak["clock_ghz"],  # the clock of this run's day
         "command": " ".join(command[1:]).replace(str(ROOT) + "/", ""),
@@ -156,6 +181,11 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}%"
 
 
+def _pieces(row: dict) -> str:
+    n = row.get("pieces", 1)
+    return f" in {n} pieces (an upper bound)" if n > 1 else ""
+
+
 def report(rows: list[dict], args, header: str, peak: dict) -> str:
     split = "val" if args.val_split else "test"  # choices on validation; the test set only for final runs
     tta = rows[0]["tta"]
@@ -164,7 +194,7 @@ def report(rows: list[dict], args, header: str, peak: dict) -> str:
     share = lambda r: f"{100 * r['training_gflops'] / r.get('peak_gflops', peak['peak_gflops']):.0f}%"  # noqa: E731
     lines += [
         f"| {r['path']} | {r['seed']} | {r['epochs']} | {_pct(r[f'{split}_accuracy'])} | "
-        f"{_pct(r[f'{split}_accuracy_tta'])} | {r['wall_s'] / 60:.1f} | {r['training_gflops']:.0f} | "
+        f"{_pct(r[f'{split}_accuracy_tta'])} | {r['wall_s'] / 60:.1f}{_pieces(r)} | {r['training_gflops']:.0f} | "
         f"{share(r)} |"
         for r in rows
     ]
@@ -201,6 +231,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=Path("runs/time-to-accuracy"))
+    parser.add_argument("--continue", dest="resume", action="store_true", help="go on from an interrupted run")
     parser.add_argument("--results", type=Path, help="where the text outputs are kept (default under docs/results)")
     args = parser.parse_args()
     unknown = set(args.paths) - set(PATHS[args.recipe])
@@ -226,11 +257,13 @@ def main() -> None:
         for seed in args.seeds:
             name = f"{args.recipe}-{path}-seed{seed}" + (f"-{args.epochs}ep" if args.epochs else "") + (
                 f"-val{args.val_split}" if args.val_split else "")  # fmt: skip
-            rows.append(run_one(args.out / name, args.recipe, seed, path, args, commit, peak))
-            for kept in KEPT:
-                if (args.out / name / kept).exists():
-                    (results / name).mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(args.out / name / kept, results / name / kept)
+            try:
+                rows.append(run_one(args.out / name, args.recipe, seed, path, args, commit, peak))
+            finally:  # an interrupted run's outputs too
+                for kept in KEPT:
+                    if (args.out / name / kept).exists():
+                        (results / name).mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(args.out / name / kept, results / name / kept)
             print(f"{name}: {rows[-1]}", flush=True)
     text = report(rows, args, header, peak)
     print("\n" + text)
