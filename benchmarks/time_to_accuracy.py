@@ -58,7 +58,7 @@ PATHS = {
         "linear": {"schedule": "linear"},
         "batch128": {"batch_size": 128, "lr": 0.1, "warmup_iterations": 390},
         "no-smoothing": {"label_smoothing": 0.0},
-        "small-24": {"small_size": 24},  # progressive resizing, 24x24 for half the steps (the recipe until #31)
+        "full-size": {"small_size": 0},  # 32x32 throughout: the recipe from #31's re-choice until small-24's adoption
         "30-epochs": {"epochs": 30},  # the recipe's length until #31
         # candidates for a faster fast-cifar at equal accuracy (#31's rule), not yet run on validation
         "alt-flip": {"flip": "alternating"},  # airbench's alternating flip

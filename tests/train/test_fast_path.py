@@ -95,7 +95,7 @@ def test_fast_cifar_recipe_and_flags(tmp_path):
     fast = make_config("fast-cifar")
     assert fast.compile is None and fast.tta == "flip" and fast.eval_every == 0 and fast.precision == "auto"
     assert (fast.epochs, fast.batch_size, fast.lr, fast.warmup_iterations) == (40, 256, 0.2, 195)
-    assert fast.small_size == 0  # chosen on the validation split: full size throughout
+    assert (fast.small_size, fast.small_until) == (24, 0.5)  # chosen on the validation split
     assert make_config("fast-cifar", compile=False).compile is False
 
 
