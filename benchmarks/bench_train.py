@@ -11,7 +11,7 @@ learning rate): resnetlab's paths against a reference written here in plain PyTo
 Paths: resnetlab's model under each choice of precision, layout, BN kernel and compilation; ``auto``
 is what ``--precision auto`` trains with here; ``reference-best`` is plain PyTorch's own best path
 (the reference under bf16 autocast + compile + channels-last, where bf16 is native); ``loop`` is not
-a benchmark loop at all but ``resnetlab.fit`` itself (the fast-cifar recipe, --precision auto, on
+a benchmark loop at all but ``resnetlab.fit`` itself (the fast-cifar recipe at full size, --precision auto, on
 10,000 synthetic images, no evaluation), timed from its epoch records after the first epoch, which
 pays for compilation: the gap between ``auto`` and ``loop`` is the trainer's own cost.
 
@@ -221,9 +221,10 @@ def loop_images_per_second(model: str, batch: int, size: int, epochs: int, model
         data = Path(tmp) / "synthetic.npz"
         np.savez(data, x_train=x.permute(0, 2, 3, 1).numpy(), y_train=y.numpy(), x_test=x[:500].permute(0, 2, 3, 1)
                  .numpy(), y_test=y[:500].numpy())  # fmt: skip
+        # the images at their own size throughout (no progressive resizing), as every other path times them
         config = make_config("fast-cifar", model=model, data=f"npz:{data}", epochs=epochs, batch_size=batch,
                              threads=torch.get_num_threads(), out=str(Path(tmp) / "run"),
-                             model_args=model_args or {})  # fmt: skip
+                             model_args=model_args or {}, small_size=0)  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):  # its log stays in the run folder
             fit(config)
         records = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
