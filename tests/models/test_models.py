@@ -73,6 +73,22 @@ def test_resnet9_residual_adds_after_the_second_activation():
     assert (block(x) < 0).any()  # which a ReLU after the sum would remove
 
 
+def test_resnet9_identity_init_passes_the_first_channels_through():
+    torch.manual_seed(0)
+    model = create_model("resnet9", width=0.25, whiten=2, identity_init=True)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 8
+    for conv in convs:
+        x = torch.randn(2, conv.in_channels, 5, 5)
+        n = min(conv.in_channels, conv.out_channels)
+        y = conv(x)
+        assert torch.allclose(y[:, :n], x[:, :n], atol=1e-6)  # the identity on the first channels
+        if conv.out_channels > n:
+            assert y[:, n:].abs().sum() > 0  # the others keep PyTorch's default
+    plain = create_model("resnet9", width=0.25)
+    assert not torch.allclose(plain.prep[0](torch.ones(1, 3, 5, 5))[:, :3], torch.ones(1, 3, 5, 5))
+
+
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_every_model_builds_with_expected_parameters_and_runs(name):
     torch.manual_seed(0)

@@ -416,3 +416,22 @@ def test_provenance_says_whether_the_tree_was_dirty(tmp_path):
     assert first["git_dirty"] and first["git_commit"] == clean["git_commit"]
     assert first["git_diff_sha256"] != second["git_diff_sha256"]  # the hash names the change
     assert git_state(tmp_path)["git_commit"] is None  # not a checkout
+
+
+def test_translate_sets_the_shift_of_pad_crop_flip(tiny_npz, tmp_path):
+    from resnetlab.errors import UsageError
+    from resnetlab.train import Hook
+
+    class Seen(Hook):
+        def on_start(self, session):
+            self.pad = session.loader.augment.pad
+
+    seen = Seen()
+    fit(tiny_config(tiny_npz, tmp_path / "run", iterations=2, translate=2), hooks=[seen])
+    assert seen.pad == 2 and "2-pixel translation" in (tmp_path / "run" / "train.log").read_text()
+    fit(tiny_config(tiny_npz, tmp_path / "default", iterations=2), hooks=[seen])
+    assert seen.pad == 4  # the dataset's: the paper's 4 pixels (Sec. 4.2)
+    with pytest.raises(UsageError, match="translate must be an integer >= 0"):
+        tiny_config(tiny_npz, tmp_path / "x", translate=-1)
+    with pytest.raises(UsageError, match="--augment scale crops otherwise"):
+        tiny_config(tiny_npz, tmp_path / "x", translate=2, augment="scale")

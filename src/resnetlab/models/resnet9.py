@@ -54,7 +54,9 @@ class ResNet9(nn.Module):
     puts more of them in the late, low-resolution stages, where they cost little); ``width`` scales them (0.5:
     32, 64, 128, 256 channels); ``scale`` multiplies the logits (Page:
     0.125); ``pool_before_bn`` (default False, the DAWNBench order: conv → BN → activation → pool); ``whiten``
-    (0: off; 2 or 3: the patch size of a frozen whitening convolution before the prep layer)."""
+    (0: off; 2 or 3: the patch size of a frozen whitening convolution before the prep layer);
+    ``identity_init`` (airbench's partial identity initialization, Jordan 2024, Sec. 3.3: each 3×3 convolution
+    starts as the identity on its first min(in, out) output channels, the others as PyTorch's default)."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class ResNet9(nn.Module):
         pool_before_bn: bool = False,
         scale: float = 0.125,
         whiten: int = 0,
+        identity_init: bool = False,
     ):
         super().__init__()
         if not isinstance(width, (int, float)) or width <= 0:
@@ -90,6 +93,11 @@ class ResNet9(nn.Module):
         )
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(c3, num_classes, bias=False)
+        if identity_init:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and not isinstance(m, PatchWhitening):
+                    with torch.no_grad():
+                        nn.init.dirac_(m.weight[: min(m.in_channels, m.out_channels)])
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         out = []

@@ -145,6 +145,9 @@ class TrainConfig:
     flip: str = _f("random", "pad-crop-flip's mirroring: random (each image, each epoch, p = 0.5: Sec. 4.2) or "
                    "alternating (airbench: a random half in the first epoch, then each image the opposite of its "
                    "previous epoch; in-memory data)", choices=("random", "alternating"))  # fmt: skip
+    translate: int | None = _f(None, "pad-crop-flip's translation: zero-pad by PX pixels, crop back at a random "
+                               "offset (default: the dataset's; CIFAR-10: 4, Sec. 4.2; airbench: 2; 0: none)",
+                               metavar="PX")  # fmt: skip
     lighting: float = _f(0.0, "PCA colour augmentation (Krizhevsky et al., the paper's Sec. 3.4: 0.1) with this "
                          "sigma, on the device (0: off)", metavar="SIGMA")  # fmt: skip
     mean_std: str = _f("data", "input normalization: data (per channel, measured on the training images) or "
@@ -258,6 +261,12 @@ class TrainConfig:
             raise UsageError("bn_lr_scale must be > 0 and bn_weight_decay >= 0")
         if self.lighting < 0 or (self.warmup_epochs is not None and self.warmup_epochs < 0):
             raise UsageError(f"lighting and warmup_epochs must be >= 0, got {self.lighting!r}, {self.warmup_epochs!r}")
+        if self.translate is not None and (not isinstance(self.translate, int) or self.translate < 0):
+            raise UsageError(f"translate must be an integer >= 0 pixels (0: no translation), got {self.translate!r}")
+        if self.translate is not None and self.augment != "pad-crop-flip":
+            raise UsageError(
+                f"--translate sets pad-crop-flip's shift; --augment {self.augment} crops otherwise: drop --translate"
+            )
         if not 0 <= self.ema < 1:
             raise UsageError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
