@@ -83,6 +83,7 @@ PATHS = {
         "wd-1e-3": {"weight_decay": 1e-3},  # twice Page's weight decay (airbench's decays several times more a step)
         "air": AIR,
         "air-small-24": {**AIR, "small_size": 24},  # and progressive resizing: 24×24 for half the steps (fast-cifar's)
+        "air-wd-1.5e-3": {**AIR, "weight_decay": 1.5e-3},  # and 3× the weight decay (airbench's: 3.4× a training image)
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights
