@@ -84,6 +84,7 @@ PATHS = {
         "air": AIR,
         "air-small-24": {**AIR, "small_size": 24},  # and progressive resizing: 24×24 for half the steps (fast-cifar's)
         "air-wd-1.5e-3": {**AIR, "weight_decay": 1.5e-3},  # and 3× the weight decay (airbench's: 3.4× a training image)
+        "air-bn-lr-16": {**AIR, "bn_lr_scale": 16.0},  # and BN biases at 16× the lr (fast94: 4×; airbench: 64×)
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights
