@@ -293,28 +293,27 @@ def _loader(config: TrainConfig, prepared, device: torch.device, world: World, l
     """The training batches, this rank's slice of each global batch; pad-crop-flip runs on the device, on whole
     batches: from the images in memory, or from files decoded by worker processes."""
     data = prepared.data
-    pad = data.augmentation.pad if config.translate is None else config.translate
+    augmentation = data.augmentation if config.translate is None else replace(data.augmentation, pad=config.translate)
     if config.flip == "alternating" and isinstance(data, (ShardedData, StreamedFolder)):
         raise UsageError("--flip alternating needs the training images in memory (it is not done for streamed files "
                          "or shards); leave the default --flip random")  # fmt: skip
     if isinstance(data, ShardedData):
         shards = ShardLoader(data.train, data.size, config.batch_size, config.seed,
-                             None if data.train_transform else replace(data.augmentation, pad=pad), world.rank,
-                             world.size, data.workers,
+                             None if data.train_transform else augmentation, world.rank, world.size, data.workers,
                              device, warn=log.warn, transform=data.train_transform)  # fmt: skip
         log(f"data: {len(data.train.files)} training shards dealt to {world.size} process(es) × "
             f"{max(1, data.workers)} worker(s); {shards.steps_per_epoch} steps an epoch, {shards.dropped} of "
             f"{data.train.num_samples} samples left out of each (each worker's last partial batch)")  # fmt: skip
         return shards
     if isinstance(data, StreamedFolder):  # files cropped in the workers take no pad-crop-flip
-        augment = None if data.train_transform else replace(data.augmentation, pad=pad)
+        augment = None if data.train_transform else augmentation
         loader = StreamLoader(data.train, data.size, config.batch_size, config.seed, augment, world.rank, world.size,
                               data.workers, device, warn=log.warn, transform=data.train_transform)  # fmt: skip
         if loader.dropped:
             log(f"data: {loader.dropped} of {len(data.train)} training files are left out of each epoch (fewer than "
                 f"one global batch of {config.batch_size}; a new order each epoch)")  # fmt: skip
         return loader
-    augment = replace(data.augmentation, pad=pad, alternate=config.flip == "alternating")
+    augment = replace(augmentation, alternate=config.flip == "alternating")
     return EpochLoader(data.x_train.to(device), data.y_train.to(device), config.batch_size, config.seed,
                        augment, world.rank, world.size)  # fmt: skip
 
