@@ -52,6 +52,13 @@ MINUTES = {"fast94": {"amx": 12, "avx512_bf16": 25}}  # wall-time targets per CP
 # All of airbench's ingredients that fast94 lacks, at once (Jordan 2024): the candidate for a 10-epoch fast94 that a
 # new ablation would remove them from in turn.
 AIR = dict(flip="alternating", translate=2, model_args={"identity_init": True}, label_smoothing=0.2, ema=0.995)
+# airbench's optimizer in fast94's terms (mean loss): its lr 11.5 per 1024 × (1 + 1/(1 − 0.85)) summed images is 1.5
+# at batch 1024 with Nesterov momentum 0.85; its decay of 2.0e-3 a step is weight decay 1.33e-3 at that lr, the same
+# a step for the BN biases at 64× the lr; its triangular schedule peaks at 23% of the steps (the warm-up here starts
+# at 0 and the decay ends at 0, not airbench's 0.2 and 0.07 of the peak). Without the EMA: the raw weights read
+# higher with TTA (ema_twin.py on `air`).
+AIR_OPT = {**AIR, "ema": 0.0, "batch_size": 1024, "lr": 1.5, "momentum": 0.85, "weight_decay": 1.33e-3,
+           "bn_lr_scale": 64.0, "bn_weight_decay": 2.1e-5, "warmup_epochs": 2.3}  # fmt: skip
 # Each path is the recipe with some fields changed: the ablations remove one ingredient each.
 PATHS = {
     "fast-cifar": {
@@ -85,6 +92,9 @@ PATHS = {
         "air-small-24": {**AIR, "small_size": 24},  # and progressive resizing: 24×24 for half the steps (fast-cifar's)
         "air-wd-1.5e-3": {**AIR, "weight_decay": 1.5e-3},  # and 3× the weight decay (airbench's: 3.4× a training image)
         "air-bn-lr-16": {**AIR, "bn_lr_scale": 16.0},  # and BN biases at 16× the lr (fast94: 4×; airbench: 64×)
+        "air-lookahead": {**AIR, "ema": 0.0, "lookahead": 5},  # airbench's Lookahead in place of the EMA
+        "air-opt": AIR_OPT,
+        "air-opt-lookahead": {**AIR_OPT, "lookahead": 5},  # all of airbench's training, its network aside
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights

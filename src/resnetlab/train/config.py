@@ -181,6 +181,9 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing (paper: 0)", metavar="X")
     ema: float = _f(0.0, "evaluate and save an exponential moving average of the weights with this decay per step "
                     "(e.g. 0.999; 0: off, the paper)", metavar="D")  # fmt: skip
+    lookahead: int = _f(0, "Lookahead (Zhang et al. 2019) as airbench ramps it: every K steps the weights return to "
+                        "slow weights that follow them, and those are evaluated and saved (0: off; airbench: 5)",
+                        metavar="K")  # fmt: skip
     small_size: int = _f(0, "progressive resizing: the augmented batches downscaled to N×N pixels for the first "
                          "--small-until of the iterations (0: off, the paper)", metavar="N")  # fmt: skip
     small_until: float = _f(0.5, "progressive resizing: the fraction of all iterations at --small-size", metavar="F")
@@ -269,6 +272,10 @@ class TrainConfig:
             )
         if not 0 <= self.ema < 1:
             raise UsageError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
+        if not isinstance(self.lookahead, int) or self.lookahead < 0:
+            raise UsageError(f"lookahead must be an integer >= 0 steps (0: off; airbench: 5), got {self.lookahead!r}")
+        if self.lookahead and self.ema:
+            raise UsageError("--ema and --lookahead each replace the weights that are evaluated: give one of them")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):
             raise UsageError(f"model_args must be a dict of argument names to values, got {self.model_args!r}")
 

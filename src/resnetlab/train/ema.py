@@ -29,20 +29,21 @@ class WeightAverage:
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
-    def _pairs(self, model: nn.Module):
-        mine, theirs = self.module.state_dict(), model.state_dict()
-        floats = [(mine[k], v) for k, v in theirs.items() if v.is_floating_point()]
-        others = [(mine[k], v) for k, v in theirs.items() if not v.is_floating_point()]
-        return floats, others
-
-    @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         """Move the average toward ``model``'s weights after step ``step`` (counted from 0)."""
-        weight = 1 - min(self.decay, (1 + step) / (10 + step))
-        floats, others = self._pairs(model)
-        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], weight)
-        for a, b in others:
-            a.copy_(b)
+        move_toward(self.module, model, 1 - min(self.decay, (1 + step) / (10 + step)))
+
+
+@torch.no_grad()
+def move_toward(average: nn.Module, model: nn.Module, weight: float) -> None:
+    """``average`` ← ``average`` + ``weight``·(``model`` − ``average``) for every floating-point weight and buffer
+    (batch norm's running statistics too); integer buffers are copied."""
+    mine, theirs = average.state_dict(), model.state_dict()
+    floats = [(mine[k], v) for k, v in theirs.items() if v.is_floating_point()]
+    torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], weight)
+    for k, v in theirs.items():
+        if not v.is_floating_point():
+            mine[k].copy_(v)
 
 
 class WeightAveraging(Hook):

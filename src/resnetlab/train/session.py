@@ -34,6 +34,7 @@ from .distributed import World, world_from_env
 from .ema import WeightAveraging
 from .hooks import Hook, Hooks
 from .lighting import Lighting
+from .lookahead import Lookahead
 from .progressive import ProgressiveResizing
 from .schedule import ConstantWarmup
 from .setup import Log, build_model, model_input_size, prepare_data, provenance, training_forward, write_json
@@ -195,6 +196,8 @@ def builtin_hooks(config: TrainConfig, run: Resolved) -> list[Hook]:
         hooks.append(ProgressiveResizing(config.small_size, config.small_until))
     if config.ema:
         hooks.append(WeightAveraging(config.ema))
+    if config.lookahead:
+        hooks.append(Lookahead(config.lookahead))
     if config.clip_grad_norm is not None:
         hooks.append(GradientClipping(config.clip_grad_norm))
     if config.lighting:
