@@ -27,11 +27,16 @@ class WeightAverage:
         if not 0 < decay < 1:
             raise UsageError(f"--ema {decay}: give a decay in (0, 1), e.g. 0.999, or 0 for no averaging")
         self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.module = frozen_copy(model)
 
     def update(self, model: nn.Module, step: int) -> None:
         """Move the average toward ``model``'s weights after step ``step`` (counted from 0)."""
         move_toward(self.module, model, 1 - min(self.decay, (1 + step) / (10 + step)))
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode without gradients: the weights an averaging hook keeps beside it."""
+    return copy.deepcopy(model).eval().requires_grad_(False)
 
 
 @torch.no_grad()

@@ -11,11 +11,9 @@ keeps θ beside them, so that a resume continues both.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from .ema import move_toward
+from .ema import frozen_copy, move_toward
 from .hooks import Hook, SessionView, Step
 from .state import RunState
 
@@ -32,7 +30,7 @@ class Lookahead(Hook):
 
     def on_start(self, session: SessionView) -> None:
         self.model, self.total = session.model, session.total
-        self.slow = copy.deepcopy(session.model).eval().requires_grad_(False)
+        self.slow = frozen_copy(session.model)
         session.evaluated = self.slow
 
     def keep(self, iteration: int) -> float:
