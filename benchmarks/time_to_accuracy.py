@@ -59,6 +59,8 @@ AIR = dict(flip="alternating", translate=2, model_args={"identity_init": True}, 
 # higher with TTA (ema_twin.py on `air`).
 AIR_OPT = {**AIR, "ema": 0.0, "batch_size": 1024, "lr": 1.5, "momentum": 0.85, "weight_decay": 1.33e-3,
            "bn_lr_scale": 64.0, "bn_weight_decay": 2.1e-5, "warmup_epochs": 2.3}  # fmt: skip
+# airbench's whitening layer: each component and its negative, a bias trained for the first 3 epochs, GELU after.
+AIR_WHITEN = {"model_args": {"identity_init": True, "whiten_signed": True}, "whiten_bias_epochs": 3}
 # Each path is the recipe with some fields changed: the ablations remove one ingredient each.
 PATHS = {
     "fast-cifar": {
@@ -95,6 +97,7 @@ PATHS = {
         "air-lookahead": {**AIR, "ema": 0.0, "lookahead": 5},  # airbench's Lookahead in place of the EMA
         "air-opt": AIR_OPT,
         "air-opt-lookahead": {**AIR_OPT, "lookahead": 5},  # all of airbench's training, its network aside
+        "air-opt-whiten": {**AIR_OPT, **AIR_WHITEN},
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights

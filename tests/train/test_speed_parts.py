@@ -98,3 +98,44 @@ def test_a_run_whitens_from_its_training_images_and_saves_the_filters(tiny_npz, 
     layer = PatchWhitening(3, 2)
     fit_whitening(layer, images)  # recomputed independently of the run from the same images
     assert torch.equal(model.whiten.weight, fitted) and torch.allclose(fitted, layer.weight)
+
+
+def test_signed_whitening_is_the_filters_and_their_negatives_then_the_activation():
+    """airbench's layer: 2·C·k² channels, the fitted filters then their negatives, a trainable bias from 0 and
+    GELU after it, against the same composition written out with F.conv2d."""
+    from resnetlab.models import create_model
+    from resnetlab.nn.whitening import PatchWhitening, fit_whitening
+
+    images = torch.randn(16, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    plain, signed = PatchWhitening(3, 2), PatchWhitening(3, 2, signed=True)
+    fit_whitening(plain, images)
+    fit_whitening(signed, images)
+    assert signed.weight.shape == (24, 3, 2, 2) and torch.equal(signed.weight, torch.cat([plain.weight, -plain.weight]))
+    assert signed.bias.requires_grad and not signed.weight.requires_grad and not signed.bias.any()
+    model = create_model("resnet9", width=0.25, whiten=2, whiten_signed=True, activation="gelu")
+    assert model.prep[0].in_channels == 24
+    fit_whitening(model.whiten, images)
+    with torch.no_grad():
+        model.whiten.bias.normal_()
+        expected = torch.nn.functional.gelu(torch.nn.functional.conv2d(images, model.whiten.weight, model.whiten.bias))
+        assert torch.allclose(model.forward_stages(images)[0], model.prep(expected))
+    with pytest.raises(UsageError, match="give whiten=2 or 3"):
+        create_model("resnet9", whiten_signed=True)
+
+
+def test_the_whitening_bias_trains_for_its_epochs_only(tiny_npz, tmp_path):
+    """--whiten-bias-epochs 1: the bias moves in the first epoch (10 steps) and not after, where the other
+    weights go on training; a model without a signed whitening layer is refused in one line."""
+    out = tmp_path / "run"
+    signed = {"width": 0.25, "whiten": 2, "whiten_signed": True}
+    fit(config(tiny_npz, out, iterations=None, epochs=3, warmup_iterations=0, save_every=10, model_args=signed,
+               whiten_bias_epochs=1))  # fmt: skip
+    saved = [load_file(out / "checkpoints" / str(t) / "model.safetensors") for t in (10, 20, 30)]
+    assert saved[0]["whiten.bias"].abs().min() > 0
+    assert torch.equal(saved[0]["whiten.bias"], saved[1]["whiten.bias"])
+    assert torch.equal(saved[1]["whiten.bias"], saved[2]["whiten.bias"])
+    assert not torch.equal(saved[1]["prep.0.weight"], saved[2]["prep.0.weight"])
+    with pytest.raises(UsageError, match="no signed whitening layer"):
+        fit(config(tiny_npz, tmp_path / "plain", iterations=2, whiten_bias_epochs=1))
+    with pytest.raises(UsageError, match="whiten_bias_epochs must be"):
+        make_config("cosine", epochs=1, whiten_bias_epochs=-1)

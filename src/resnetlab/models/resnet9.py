@@ -54,9 +54,11 @@ class ResNet9(nn.Module):
     puts more of them in the late, low-resolution stages, where they cost little); ``width`` scales them (0.5:
     32, 64, 128, 256 channels); ``scale`` multiplies the logits (Page:
     0.125); ``pool_before_bn`` (default False, the DAWNBench order: conv → BN → activation → pool); ``whiten``
-    (0: off; 2 or 3: the patch size of a frozen whitening convolution before the prep layer);
-    ``identity_init`` (airbench's partial identity initialization, Jordan 2024, Sec. 3.3: each 3×3 convolution
-    starts as the identity on its first min(in, out) output channels, the others as PyTorch's default)."""
+    (0: off; 2 or 3: the patch size of a frozen whitening convolution before the prep layer); ``whiten_signed``
+    (airbench's whitening layer, Jordan 2024: each component and its negative, a trained bias, then the
+    activation; twice the prep layer's input channels); ``identity_init`` (airbench's partial identity
+    initialization, Jordan 2024, Sec. 3.3: each 3×3 convolution starts as the identity on its first
+    min(in, out) output channels, the others as PyTorch's default)."""
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class ResNet9(nn.Module):
         pool_before_bn: bool = False,
         scale: float = 0.125,
         whiten: int = 0,
+        whiten_signed: bool = False,
         identity_init: bool = False,
     ):
         super().__init__()
@@ -80,8 +83,11 @@ class ResNet9(nn.Module):
         self.default_input_size = (in_channels, 32, 32)
         self.scale = scale
         # whiten=k: a frozen k×k patch-whitening convolution first (nn/whitening.py), set from the training images
-        self.whiten = PatchWhitening(in_channels, whiten) if whiten else None
-        self.prep = ConvBN(in_channels * (whiten**2 if whiten else 1), c0, norm_layer, activation)
+        if whiten_signed and not whiten:
+            raise UsageError("resnet9: whiten_signed is a form of the whitening layer: give whiten=2 or 3 with it")
+        self.whiten = PatchWhitening(in_channels, whiten, signed=whiten_signed) if whiten else None
+        self.whiten_act = make_activation(activation) if whiten_signed else nn.Identity()
+        self.prep = ConvBN(self.whiten.out_channels if whiten else in_channels, c0, norm_layer, activation)
         self.layer1 = nn.Sequential(
             ConvBN(c0, c1, norm_layer, activation, pool=True, pool_before_bn=pool_before_bn),
             Residual(c1, norm_layer, activation),
@@ -102,7 +108,7 @@ class ResNet9(nn.Module):
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         out = []
         if self.whiten is not None:
-            x = self.whiten(x)
+            x = self.whiten_act(self.whiten(x))
         for stage in (self.prep, self.layer1, self.layer2, self.layer3):
             x = stage(x)
             out.append(x)

@@ -2,7 +2,9 @@
 a frozen first convolution whose filters are the principal components of the training images' k×k patches,
 each scaled by 1/√(eigenvalue + ε), so that its output channels are decorrelated with unit variance. The filters
 are a buffer-like parameter of the model (``requires_grad=False``): checkpoints, shipped weights and exports
-carry them, and ``fit_whitening`` computes them once, from training images only."""
+carry them, and ``fit_whitening`` computes them once, from training images only. airbench's variant
+(``signed``) keeps each filter and its negative, with a trained bias, for an activation after the layer: GELU
+of both signs passes every component on, the bias sets where each one bends."""
 
 from __future__ import annotations
 
@@ -17,15 +19,19 @@ PATCH_SIZES = (2, 3)
 
 class PatchWhitening(nn.Conv2d):
     """k×k patches of ``in_channels`` to ``in_channels``·k² whitened channels (k = 2: no padding, as airbench;
-    k = 3: 'same' padding). Identity-like until ``fit_whitening`` sets its filters."""
+    k = 3: 'same' padding); ``signed``: twice as many, the filters and then their negatives, and a trainable bias
+    starting at 0 (airbench, Jordan 2024). Identity-like until ``fit_whitening`` sets its filters."""
 
-    def __init__(self, in_channels: int, patch_size: int, eps: float = 5e-4):
+    def __init__(self, in_channels: int, patch_size: int, eps: float = 5e-4, signed: bool = False):
         if patch_size not in PATCH_SIZES:
             raise UsageError(f"whiten={patch_size!r}: give the patch size, 2 or 3 (0: no whitening)")
-        super().__init__(in_channels, in_channels * patch_size**2, patch_size, padding=patch_size // 2 if
-                         patch_size % 2 else 0, bias=False)  # fmt: skip
-        self.eps = eps
+        components = in_channels * patch_size**2
+        super().__init__(in_channels, components * (2 if signed else 1), patch_size, padding=patch_size // 2 if
+                         patch_size % 2 else 0, bias=signed)  # fmt: skip
+        self.eps, self.signed = eps, signed
         self.weight.requires_grad_(False)
+        if signed:
+            nn.init.zeros_(self.bias)
 
 
 def patch_covariance(images: Tensor, patch_size: int) -> Tensor:
@@ -41,11 +47,14 @@ def patch_covariance(images: Tensor, patch_size: int) -> Tensor:
 def fit_whitening(layer: PatchWhitening, images: Tensor) -> None:
     """Set ``layer``'s filters from the normalized training ``images`` (N, C, H, W): eigenvectors of their patch
     covariance, scaled by 1/√(eigenvalue + ε), largest component first; eigenvector signs fixed (largest
-    entry positive) so that the result depends on the images alone."""
+    entry positive) so that the result depends on the images alone; a ``signed`` layer gets them and their
+    negatives, its bias is left as it is."""
     c, k = layer.in_channels, layer.kernel_size[0]
     eigenvalues, eigenvectors = torch.linalg.eigh(patch_covariance(images, k))
     order = eigenvalues.argsort(descending=True)
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
     signs = torch.sign(eigenvectors.gather(0, eigenvectors.abs().argmax(0, keepdim=True)))
     filters = (eigenvectors * signs).T / torch.sqrt(eigenvalues.clamp_min(0) + layer.eps).unsqueeze(1)
-    layer.weight.copy_(filters.view(c * k * k, c, k, k).to(layer.weight.dtype))
+    if layer.signed:
+        filters = torch.cat([filters, -filters])
+    layer.weight.copy_(filters.view(-1, c, k, k).to(layer.weight.dtype))

@@ -184,6 +184,9 @@ class TrainConfig:
     lookahead: int = _f(0, "Lookahead (Zhang et al. 2019) as airbench ramps it: every K steps the weights return to "
                         "slow weights that follow them, and those are evaluated and saved (0: off; airbench: 5)",
                         metavar="K")  # fmt: skip
+    whiten_bias_epochs: int | None = _f(None, "the bias of a signed whitening layer (resnet9 --model-arg whiten=2 "
+                                        "--model-arg whiten_signed=true) trains for the first N epochs, then "
+                                        "stays (airbench: 3; default: throughout)", metavar="N")  # fmt: skip
     small_size: int = _f(0, "progressive resizing: the augmented batches downscaled to N×N pixels for the first "
                          "--small-until of the iterations (0: off, the paper)", metavar="N")  # fmt: skip
     small_until: float = _f(0.5, "progressive resizing: the fraction of all iterations at --small-size", metavar="F")
@@ -274,6 +277,10 @@ class TrainConfig:
             raise UsageError(f"ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {self.ema!r}")
         if not isinstance(self.lookahead, int) or self.lookahead < 0:
             raise UsageError(f"lookahead must be an integer >= 0 steps (0: off; airbench: 5), got {self.lookahead!r}")
+        if self.whiten_bias_epochs is not None and (
+            not isinstance(self.whiten_bias_epochs, int) or self.whiten_bias_epochs < 0
+        ):
+            raise UsageError(f"whiten_bias_epochs must be an integer >= 0 epochs, got {self.whiten_bias_epochs!r}")
         if self.lookahead and self.ema:
             raise UsageError("--ema and --lookahead each replace the weights that are evaluated: give one of them")
         if not isinstance(self.model_args, dict) or not all(isinstance(k, str) for k in self.model_args):

@@ -2,9 +2,10 @@
 
 Each event is called at exactly one place of ``loop.py``/``session.py``, on every process, in the order
 the hooks were given (the built-in ones first: warm-up, progressive resizing, weight averaging, Lookahead,
-gradient clipping; then ``fit(config, hooks=[...])``; then those of ``RESNETLAB_TEST_HOOKS``). A hook with
-state returns it from ``state_dict()`` (JSON: numbers, strings, lists, dicts); checkpoints save it under
-the hook's ``name`` and a resume hands it back to ``load_state_dict()``, so a resumed run is bit-exact.
+the whitening bias's epochs, gradient clipping, lighting; then ``fit(config, hooks=[...])``; then those of
+``RESNETLAB_TEST_HOOKS``). A hook with state returns it from ``state_dict()`` (JSON: numbers, strings, lists,
+dicts); checkpoints save it under the hook's ``name`` and a resume hands it back to ``load_state_dict()``, so
+a resumed run is bit-exact.
 """
 
 from __future__ import annotations

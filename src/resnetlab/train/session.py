@@ -39,6 +39,7 @@ from .progressive import ProgressiveResizing
 from .schedule import ConstantWarmup
 from .setup import Log, build_model, model_input_size, prepare_data, provenance, training_forward, write_json
 from .state import DIVERGED, RunState, Trained, diverged, kept, not_finite, restore, save
+from .whiten_bias import WhiteningBiasEpochs
 
 PAPER_WARMUP_LR, PAPER_WARMUP_DEPTH = 0.01, 110  # Sec. 4.2: ResNet-110 warms up at lr 0.01
 
@@ -198,6 +199,8 @@ def builtin_hooks(config: TrainConfig, run: Resolved) -> list[Hook]:
         hooks.append(WeightAveraging(config.ema))
     if config.lookahead:
         hooks.append(Lookahead(config.lookahead))
+    if config.whiten_bias_epochs is not None:
+        hooks.append(WhiteningBiasEpochs(config.whiten_bias_epochs))
     if config.clip_grad_norm is not None:
         hooks.append(GradientClipping(config.clip_grad_norm))
     if config.lighting:
