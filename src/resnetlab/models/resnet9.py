@@ -87,7 +87,7 @@ class ResNet9(nn.Module):
             raise UsageError("resnet9: whiten_signed is a form of the whitening layer: give whiten=2 or 3 with it")
         self.whiten = PatchWhitening(in_channels, whiten, signed=whiten_signed) if whiten else None
         self.whiten_act = make_activation(activation) if whiten_signed else nn.Identity()
-        self.prep = ConvBN(self.whiten.out_channels if whiten else in_channels, c0, norm_layer, activation)
+        self.prep = ConvBN(self.whiten.out_channels if self.whiten else in_channels, c0, norm_layer, activation)
         self.layer1 = nn.Sequential(
             ConvBN(c0, c1, norm_layer, activation, pool=True, pool_before_bn=pool_before_bn),
             Residual(c1, norm_layer, activation),

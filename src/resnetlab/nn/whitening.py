@@ -30,7 +30,7 @@ class PatchWhitening(nn.Conv2d):
                          patch_size % 2 else 0, bias=signed)  # fmt: skip
         self.eps, self.signed = eps, signed
         self.weight.requires_grad_(False)
-        if signed:
+        if self.bias is not None:  # signed
             nn.init.zeros_(self.bias)
 
 

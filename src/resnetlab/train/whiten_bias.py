@@ -21,7 +21,7 @@ class WhiteningBiasEpochs(Hook):
 
     def on_start(self, session: SessionView) -> None:
         self.session = session
-        self.biases = [m.bias for m in session.model.modules() if isinstance(m, PatchWhitening) and m.signed]
+        self.biases = [m.bias for m in session.model.modules() if isinstance(m, PatchWhitening) and m.bias is not None]
         if not self.biases:
             raise UsageError(
                 f"--whiten-bias-epochs: {session.config.model} has no signed whitening layer; add --model-arg "
