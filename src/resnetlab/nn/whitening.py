@@ -28,10 +28,15 @@ class PatchWhitening(nn.Conv2d):
         components = in_channels * patch_size**2
         super().__init__(in_channels, components * (2 if signed else 1), patch_size, padding=patch_size // 2 if
                          patch_size % 2 else 0, bias=signed)  # fmt: skip
-        self.eps, self.signed = eps, signed
+        self.eps = eps
         self.weight.requires_grad_(False)
-        if self.bias is not None:  # signed
+        if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    @property
+    def signed(self) -> bool:
+        """airbench's form: only it has a bias."""
+        return self.bias is not None
 
 
 def patch_covariance(images: Tensor, patch_size: int) -> Tensor:
