@@ -60,9 +60,11 @@ def main() -> None:
     if unknown or args.skip < 1:
         parser.error(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS[args.recipe])}"
                      if unknown else "--skip must be at least 1 (the first step compiles)")  # fmt: skip
-    batch = make_config(args.recipe).batch_size
+    batches = {p: make_config(args.recipe, **PATHS[args.recipe][p]).batch_size for p in args.paths}
+    batch = max(batches.values())  # synthetic images for all the steps in one epoch at the largest batch
     print(
-        f"{args.recipe}, batch {batch}; {hardware.describe()}; torch {torch.__version__}, "
+        f"{args.recipe}, batch {'/'.join(str(batches[p]) for p in args.paths)} ({', '.join(args.paths)}); "
+        f"{hardware.describe()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; {args.steps} timed steps after {args.skip}, {args.rounds} rounds"
     )
     speed: dict[str, list[float]] = {p: [] for p in args.paths}
