@@ -61,6 +61,7 @@ AIR_OPT = {**AIR, "ema": 0.0, "batch_size": 1024, "lr": 1.5, "momentum": 0.85, "
            "bn_lr_scale": 64.0, "bn_weight_decay": 2.1e-5, "warmup_epochs": 2.3}  # fmt: skip
 # airbench's whitening layer: each component and its negative, a bias trained for the first 3 epochs, GELU after.
 AIR_WHITEN = {"model_args": {"identity_init": True, "whiten_signed": True}, "whiten_bias_epochs": 3}
+AW = {**AIR_OPT, **AIR_WHITEN}  # the 10-epoch candidate: all of airbench's training and whitening, its network aside
 # Each path is the recipe with some fields changed: the ablations remove one ingredient each.
 PATHS = {
     "fast-cifar": {
@@ -97,7 +98,12 @@ PATHS = {
         "air-lookahead": {**AIR, "ema": 0.0, "lookahead": 5},  # airbench's Lookahead in place of the EMA
         "air-opt": AIR_OPT,
         "air-opt-lookahead": {**AIR_OPT, "lookahead": 5},  # all of airbench's training, its network aside
-        "air-opt-whiten": {**AIR_OPT, **AIR_WHITEN},
+        "air-opt-whiten": AW,
+        # its ablation (#31's rule: five ingredients, one removed each; without the whitening layer it is `air-opt`)
+        "aw-fast94-opt": {**AIR, "ema": 0.0, **AIR_WHITEN},  # fast94's optimizer (batch 512, lr 0.4, BN lr ×4)
+        "aw-random-flip": {**AW, "flip": "random"},  # alternating flips → random (paper, Page)
+        "aw-no-identity": {**AW, "model_args": {"whiten_signed": True}},  # PyTorch's init
+        "aw-no-smoothing": {**AW, "label_smoothing": 0.0},
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights
