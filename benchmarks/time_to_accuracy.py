@@ -5,7 +5,7 @@ error: interpreter start, data loading, whitening statistics, compilation, train
 
     .venv/bin/python benchmarks/time_to_accuracy.py --recipe fast94 --seeds 0 1 2 3 4      # final: the test set once
     .venv/bin/python benchmarks/time_to_accuracy.py --recipe fast94 --val-split 5000 --seeds 0 1 \\
-        --paths fast relu no-whiten no-ghost ema smoothing       # the ablation (dropped ones added back)
+        --paths fast page-whiten page-opt no-smoothing random-flip no-identity     # the ablation
     .venv/bin/python benchmarks/time_to_accuracy.py --recipe fast-cifar --seeds 0 1 2
 
 Recipe choices are made on a held-out validation split (``--val-split 5000``: candidates compared by their
@@ -49,19 +49,12 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10.npz"
 # Table 6: a single view) by a margin; fast94 airbench's and Myrtle's 94% (with TTA, as they report it).
 TARGETS = {"fast-cifar": ("single", 0.9125, 0.002), "fast94": ("tta", 0.94, 0.0)}
 MINUTES = {"fast94": {"amx": 12, "avx512_bf16": 25}}  # wall-time targets per CPU kind (none elsewhere)
-# All of airbench's ingredients that fast94 lacks, at once (Jordan 2024): the candidate for a 10-epoch fast94 that a
-# new ablation would remove them from in turn.
-AIR = dict(flip="alternating", translate=2, model_args={"identity_init": True}, label_smoothing=0.2, ema=0.995)
-# airbench's optimizer in fast94's terms (mean loss): its lr 11.5 per 1024 × (1 + 1/(1 − 0.85)) summed images is 1.5
-# at batch 1024 with Nesterov momentum 0.85; its decay of 2.0e-3 a step is weight decay 1.33e-3 at that lr, the same
-# a step for the BN biases at 64× the lr; its triangular schedule peaks at 23% of the steps (the warm-up here starts
-# at 0 and the decay ends at 0, not airbench's 0.2 and 0.07 of the peak). Without the EMA: the raw weights read
-# higher with TTA (ema_twin.py on `air`).
-AIR_OPT = {**AIR, "ema": 0.0, "batch_size": 1024, "lr": 1.5, "momentum": 0.85, "weight_decay": 1.33e-3,
-           "bn_lr_scale": 64.0, "bn_weight_decay": 2.1e-5, "warmup_epochs": 2.3}  # fmt: skip
-# airbench's whitening layer: each component and its negative, a bias trained for the first 3 epochs, GELU after.
-AIR_WHITEN = {"model_args": {"identity_init": True, "whiten_signed": True}, "whiten_bias_epochs": 3}
-AW = {**AIR_OPT, **AIR_WHITEN}  # the 10-epoch candidate: all of airbench's training and whitening, its network aside
+# fast94 before it took airbench's training (20 epochs, Page's optimizer and whitening; every fast94 run up to
+# 9f42cd6): the ten-epoch recipe's fields put back where they differ.
+PAGE20 = dict(epochs=20, batch_size=512, lr=0.4, momentum=0.9, weight_decay=5e-4, bn_lr_scale=4.0,
+              bn_weight_decay=5e-4, warmup_epochs=2, label_smoothing=0.0, flip="random", translate=4,
+              model_args={"whiten_signed": False, "identity_init": False})  # fmt: skip
+OPTIMIZER = ("batch_size", "lr", "momentum", "weight_decay", "bn_lr_scale", "bn_weight_decay", "warmup_epochs")
 # Each path is the recipe with some fields changed: the ablations remove one ingredient each.
 PATHS = {
     "fast-cifar": {
@@ -80,30 +73,20 @@ PATHS = {
     "fast94": {
         "fast": {},
         "eager": {"compile": False, "channels_last": False, "precision": "fp32"},
-        "no-whiten": {"model_args": {"whiten": 0}},  # patch whitening (Coates & Ng 2011; Page; airbench)
-        "smoothing": {"label_smoothing": 0.2},  # label smoothing 0.2 (airbench), dropped by the ablation
-        "ema": {"ema": 0.995},  # weight averaging (Page: EMA; airbench: Lookahead), dropped by the ablation
+        # the ablation of the ten-epoch recipe (#31's rule: one ingredient removed each; their runs at 9f42cd6 named
+        # air-opt and aw-*, on the recipe before): what each path puts back in its place
+        "page-whiten": {"model_args": {"whiten_signed": False}},  # Page's 12 channels, no bias or GELU after them
+        "page-opt": {k: PAGE20[k] for k in OPTIMIZER},  # Page's: batch 512, lr 0.4, momentum 0.9, BN lr ×4
+        "no-smoothing": {"label_smoothing": 0.0},
+        "random-flip": {"flip": "random"},  # the paper's and Page's flips (airbench: alternating)
+        "no-identity": {"model_args": {"identity_init": False}},  # PyTorch's init (airbench: partial identity)
+        # the 20-epoch recipe's ablation, in today's terms
+        "no-whiten": {"model_args": {"whiten": 0, "whiten_signed": False}},  # patch whitening (Coates & Ng 2011)
+        "ema": {"ema": 0.995},  # weight averaging (Page: EMA), dropped: under the raw weights with TTA at 10 and 20
         "relu": {"model_args": {"activation": "relu"}},  # GELU (airbench) or CELU (Page) against ReLU
         "no-ghost": {"bn_ghost_size": 0},  # ghost batch norm (Hoffer et al. 2017; Page)
         "no-freeze": {"bn_freeze_weight": False, "bn_lr_scale": 1.0},  # frozen BN scale, raised BN lr (Page)
-        "alt-flip": {"flip": "alternating"},  # airbench's alternating flip, added
-        # candidates for a cheaper fast94 (the Zen 4's 25 minutes: about 10 epochs), one change each, on validation
-        "translate-2": {"translate": 2},  # airbench's 2-pixel translation (the paper's and Page's: 4)
-        "identity-init": {"model_args": {"identity_init": True}},  # airbench's partial identity initialization
-        "wd-1e-3": {"weight_decay": 1e-3},  # twice Page's weight decay (airbench's decays several times more a step)
-        "air": AIR,
-        "air-small-24": {**AIR, "small_size": 24},  # and progressive resizing: 24×24 for half the steps (fast-cifar's)
-        "air-wd-1.5e-3": {**AIR, "weight_decay": 1.5e-3},  # and 3× the weight decay (airbench's: 3.4× a training image)
-        "air-bn-lr-16": {**AIR, "bn_lr_scale": 16.0},  # and BN biases at 16× the lr (fast94: 4×; airbench: 64×)
-        "air-lookahead": {**AIR, "ema": 0.0, "lookahead": 5},  # airbench's Lookahead in place of the EMA
-        "air-opt": AIR_OPT,
-        "air-opt-lookahead": {**AIR_OPT, "lookahead": 5},  # all of airbench's training, its network aside
-        "air-opt-whiten": AW,
-        # its ablation (#31's rule: five ingredients, one removed each; without the whitening layer it is `air-opt`)
-        "aw-fast94-opt": {**AIR, "ema": 0.0, **AIR_WHITEN},  # fast94's optimizer (batch 512, lr 0.4, BN lr ×4)
-        "aw-random-flip": {**AW, "flip": "random"},  # alternating flips → random (paper, Page)
-        "aw-no-identity": {**AW, "model_args": {"whiten_signed": True}},  # PyTorch's init
-        "aw-no-smoothing": {**AW, "label_smoothing": 0.0},
+        "page-20": PAGE20,  # the recipe before, for its test-set runs (docs/performance.md)
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights

@@ -102,12 +102,16 @@ def test_fast_cifar_recipe_and_flags(tmp_path):
 def test_fast94_sets_the_model_and_given_model_args_go_over_the_recipes():
     fast = make_config("fast94")
     assert fast.model == "resnet9" and fast.model_args["whiten"] == 2 and fast.tta == "flip-translate"
-    assert fast.ema == 0 and fast.label_smoothing == 0  # both dropped by the ablation (docs/performance.md)
+    assert fast.ema == 0 and fast.label_smoothing == 0.2  # kept and dropped by the ablation (docs/performance.md)
+    assert fast.model_args["whiten_signed"] and fast.model_args["identity_init"] and fast.whiten_bias_epochs == 3
+    assert (fast.epochs, fast.batch_size, fast.lr, fast.flip, fast.translate) == (12, 1024, 1.5, "alternating", 2)
     wider = make_config("fast94", model_args={"width": 0.75})  # --model-arg width=0.75: the rest kept
     assert wider.model_args == {**fast.model_args, "width": 0.75}
     other = make_config("fast94", model="resnet20")  # another model: the recipe's model arguments are not its
-    assert other.model == "resnet20" and other.model_args == {}
+    assert other.model == "resnet20" and other.model_args == {} and other.whiten_bias_epochs is None  # resnet9's
     assert make_config("fast94", model="resnet20", model_args={"shortcut": "A"}).model_args == {"shortcut": "A"}
+    unsigned = make_config("fast94", model_args={"whiten_signed": False})  # fast94's bias epochs: with its layer
+    assert unsigned.whiten_bias_epochs is None and make_config("fast94", whiten_bias_epochs=1).whiten_bias_epochs == 1
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -248,8 +252,8 @@ def test_the_same_command_line_resumes_an_auto_run(tiny_npz, tmp_path, monkeypat
 
 
 def test_fast94_trains_end_to_end(tiny_npz, tmp_path):
-    """The recipe as a user runs it, on 320 tiny images (eager fp32 to stay quick): whitening set from the data,
-    ghost BN, frozen scales, EMA, flip-translate TTA; the model rebuilt from the checkpoint with its arguments."""
+    """The recipe as a user runs it, on 320 tiny images (eager fp32 to stay quick): whitening set from the data
+    (signed, with a bias), ghost BN, frozen scales, flip-translate TTA; the model rebuilt from the checkpoint."""
     out = tmp_path / "r"
     fit(make_config("fast94", data=f"npz:{tiny_npz}", iterations=3, batch_size=128, precision="fp32",
                     compile=False, out=str(out)))  # fmt: skip
@@ -258,6 +262,6 @@ def test_fast94_trains_end_to_end(tiny_npz, tmp_path):
     from resnetlab.checkpoints import latest, load_checkpoint
 
     model = load_checkpoint(latest(out / "checkpoints"))[0]
-    assert type(model).__name__ == "ResNet9" and model.whiten is not None and model.fc.in_features == 384
+    assert type(model).__name__ == "ResNet9" and model.whiten.bias is not None and model.fc.in_features == 384
     norms = [m for m in model.modules() if "BatchNorm" in type(m).__name__]
     assert norms and all(m.ghost_batch_size == 64 and bool((m.weight == 1).all()) for m in norms)  # frozen at 1
