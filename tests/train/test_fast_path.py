@@ -102,7 +102,7 @@ def test_fast_cifar_recipe_and_flags(tmp_path):
 def test_fast94_sets_the_model_and_given_model_args_go_over_the_recipes():
     fast = make_config("fast94")
     assert fast.model == "resnet9" and fast.model_args["whiten"] == 2 and fast.tta == "flip-translate"
-    assert fast.ema == 0 and fast.label_smoothing == 0.2  # kept and dropped by the ablation (docs/performance.md)
+    assert fast.ema == 0 and fast.label_smoothing == 0.2  # EMA dropped, smoothing kept (docs/performance.md)
     assert fast.model_args["whiten_signed"] and fast.model_args["identity_init"] and fast.whiten_bias_epochs == 3
     assert (fast.epochs, fast.batch_size, fast.lr, fast.flip, fast.translate) == (12, 1024, 1.5, "alternating", 2)
     wider = make_config("fast94", model_args={"width": 0.75})  # --model-arg width=0.75: the rest kept
