@@ -4,7 +4,7 @@ self CPU time summed into convolutions (oneDNN), batch norm, the rest of the ele
 pooling, adds; with torch.compile, the fused kernels that hold BN's normalization too), the optimizer,
 the loss and the data (augmentation, normalization).
 
-    .venv/bin/python benchmarks/profile_step.py [--recipe fast94] [--steps 5] [--top 15]
+    .venv/bin/python benchmarks/profile_step.py [--recipe fast94] [--batch-size N] [--steps 5] [--top 15]
 
 Run it alone: the two cores are shared by everything.
 """
@@ -69,12 +69,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--skip", type=int, default=5, help="steps before the profile (compilation, warm-up)")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, help="the recipe's batch unless given (what a step's size costs)")
     args = parser.parse_args()
-    config = make_config(args.recipe)
+    batch = {"batch_size": args.batch_size} if args.batch_size else {}
+    config = make_config(args.recipe, **batch)
     with tempfile.TemporaryDirectory() as tmp:
         data = synthetic_npz(Path(tmp) / "synthetic.npz", config.batch_size * (args.skip + args.steps + 1))
         config = make_config(args.recipe, data=f"npz:{data}", iterations=args.skip + args.steps, tta="none",
-                             out=str(Path(tmp) / "r"), threads=torch.get_num_threads())  # fmt: skip
+                             out=str(Path(tmp) / "r"), threads=torch.get_num_threads(), **batch)  # fmt: skip
         hook = Profiled(args.skip, args.steps)
         with contextlib.redirect_stdout(io.StringIO()):
             fit(config, hooks=[hook])
