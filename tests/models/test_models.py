@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from torch import nn
 
 import resnetlab
 from resnetlab import create_model, list_models
+from resnetlab.models import Classifier, as_classifier, default_input_size
 
 PARAMS = {  # torchvision's and the paper's (Sec. 4.2: 0.27M ... 19.4M) counts
     "resnet18": 11_689_512,
@@ -189,3 +191,14 @@ def test_builder_takes_what_the_builder_accepts():
     assert builder_takes("resnet50", "stride_in_1x1") and not builder_takes("resnet18", "stride_in_1x1")
     assert not builder_takes("resnet20", "residual") and builder_takes("mlp_resnet8", "input_size")
     assert "zero_init_residual" in inspect.signature(resnetlab.resnet110).parameters
+
+
+def test_as_classifier_reads_submodules_and_names_what_is_missing():
+    # hasattr, not a runtime protocol: from Python 3.12 isinstance(model, Classifier) reads attributes statically
+    # and answers False for every nn.Module (fc is a submodule), which broke training there.
+    model = create_model("resnet9")
+    assert as_classifier(model) is model and default_input_size(model) == (3, 32, 32)
+    with pytest.raises(TypeError, match="has no default_input_size, fc, forward_features, forward_stages"):
+        as_classifier(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(TypeError):  # not runtime-checkable: nobody may rely on that isinstance
+        isinstance(model, Classifier)

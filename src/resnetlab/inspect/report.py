@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import UsageError
-from ..models import Classifier, builder_takes, create_model, default_input_size
+from ..models import as_classifier, builder_takes, create_model, default_input_size
 from .gradient_flow import gradient_flow
 from .summary import summary
 
@@ -39,8 +39,7 @@ def model_report(
     if gradient_flow_batch:
         g = torch.Generator().manual_seed(0)  # the network at initialization, on noise with random labels
         x = torch.randn((gradient_flow_batch, *size), generator=g)
-        assert isinstance(model, Classifier)  # default_input_size has checked it
-        y = torch.randint(0, model.fc.out_features, (gradient_flow_batch,), generator=g)
+        y = torch.randint(0, as_classifier(model).fc.out_features, (gradient_flow_batch,), generator=g)
         text += (f"\n\nGradient flow at initialization: one batch of {gradient_flow_batch} N(0, 1) inputs, random "
                  f"labels\n{gradient_flow(model, x, y)}")  # fmt: skip
     return text

@@ -16,7 +16,15 @@ from .cifar import (
 )
 from .create import create_model
 from .imagenet import plain18, plain34, resnet18, resnet34, resnet50, resnet101, resnet152
-from .interface import Classifier, check_model_args, default_input_size, input_shape, model_kwargs, run_model_kwargs
+from .interface import (
+    Classifier,
+    as_classifier,
+    check_model_args,
+    default_input_size,
+    input_shape,
+    model_kwargs,
+    run_model_kwargs,
+)
 from .mlp import MLPResNet, mlp_resnet
 from .registry import builder_takes, has_model, list_models, model_family, model_forms, register_model
 from .resnet import ResNet
@@ -24,6 +32,7 @@ from .resnet9 import ResNet9, resnet9
 
 __all__ = [
     "Classifier",
+    "as_classifier",
     "MLPResNet",
     "ResNet",
     "ResNet9",

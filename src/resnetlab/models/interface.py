@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast
 
 from torch import Tensor, nn
 
@@ -21,7 +21,6 @@ RUN_MODEL_ARGS = {
 }
 
 
-@runtime_checkable
 class Classifier(Protocol):
     """Every registered model: an image classifier whose last layer is ``fc`` (replaced to fine-tune on
     other classes), with the input it was designed for and its feature maps (for inspection and heads)."""
@@ -34,11 +33,22 @@ class Classifier(Protocol):
     def forward_stages(self, x: Tensor) -> list[Tensor]: ...  # each stage's output
 
 
+CLASSIFIER_MEMBERS = ("default_input_size", "fc", "forward_features", "forward_stages")
+
+
+def as_classifier(model: nn.Module) -> Classifier:
+    """``model`` as a ``Classifier``, or a TypeError naming what it lacks. Checked with ``hasattr``, not a
+    runtime protocol's ``isinstance``: from Python 3.12 that reads attributes statically
+    (``inspect.getattr_static``) and misses a module's submodules, ``fc`` among them."""
+    missing = [name for name in CLASSIFIER_MEMBERS if not hasattr(model, name)]
+    if missing:
+        raise TypeError(f"{type(model).__name__} is not a resnetlab classifier (it has no {', '.join(missing)})")
+    return cast(Classifier, model)
+
+
 def default_input_size(model: nn.Module) -> tuple[int, int, int]:
     """The (C, H, W) input a registered model was designed for."""
-    if not isinstance(model, Classifier):
-        raise TypeError(f"{type(model).__name__} is not a resnetlab classifier (no default_input_size, fc, ...)")
-    c, h, w = model.default_input_size
+    c, h, w = as_classifier(model).default_input_size
     return c, h, w
 
 
