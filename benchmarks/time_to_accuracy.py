@@ -87,8 +87,8 @@ PATHS = {
         "no-ghost": {"bn_ghost_size": 0},  # ghost batch norm (Hoffer et al. 2017; Page)
         "no-freeze": {"bn_freeze_weight": False, "bn_lr_scale": 1.0},  # frozen BN scale, raised BN lr (Page)
         "page-20": PAGE20,  # the recipe before, for its test-set runs (docs/performance.md)
-        # progressive resizing: 24x24 crops for the first half of the steps (chosen on validation on a lent H200,
-        # docs/results/fast94/h200-screen: 94.66% with flip-translate over 8 seeds, against 94.79% at 32x32)
+        # progressive resizing: the images downscaled to 24x24 for the first half of the steps (chosen on validation
+        # on a lent H200, docs/results/fast94/h200-screen: 94.66% with flip-translate over 8 seeds, 94.79% at 32x32)
         "small-24": {"small_size": 24, "small_until": 0.5},
     },
 }

@@ -59,9 +59,9 @@ RECIPES: dict[str, dict] = {
     # A short run: cosine decay after a one-epoch-ish warm-up, Nesterov momentum.
     "cosine": _COSINE,
     # The fastest route to the paper's ResNet-20 accuracy (a single view) on a CPU, chosen on a 45k/5k validation
-    # split, the test set scored once at the end: 40 epochs (30 fell short there), 24x24 crops for the first half
-    # of the steps (78% of the full-size training FLOP at equal validation accuracy). Each choice and what it
-    # measured: docs/performance.md#time-to-accuracy.
+    # split, the test set scored once at the end: 40 epochs (30 fell short there), images downscaled to 24x24 for
+    # the first half of the steps (78% of the full-size training FLOP at equal validation accuracy). Each choice
+    # and what it measured: docs/performance.md#time-to-accuracy.
     "fast-cifar": {
         **_COSINE,
         "precision": "auto",
