@@ -32,10 +32,10 @@ from .resnet9 import ResNet9, resnet9
 
 __all__ = [
     "Classifier",
-    "as_classifier",
     "MLPResNet",
     "ResNet",
     "ResNet9",
+    "as_classifier",
     "builder_takes",
     "check_model_args",
     "cifar_resnet",
