@@ -7,7 +7,9 @@ scales), the paths measured in turn, round after round in one run, so a drifting
 
 time_to_accuracy.py's wall times compare only within a CPU and a day; this is the time half of the
 ablation's rule (an ingredient is kept when removing it costs accuracy or it saves time at equal accuracy).
-Images/s count the steps after ``skip`` (compilation, warm-up), timed between their ends. Run it alone.
+Images/s count the steps after ``skip`` (compilation, warm-up), timed between their ends, at the images' full
+size (progressive resizing off unless a path sets it: its size switch would recompile inside the window).
+Run it alone.
 """
 
 import argparse
@@ -41,7 +43,7 @@ class StepClock(Hook):
 
 def images_per_s(recipe: str, fields: dict, data: Path, out: Path, steps: int, skip: int) -> float:
     config = make_config(recipe, data=f"npz:{data}", iterations=skip + steps, tta="none", out=str(out),
-                         threads=torch.get_num_threads(), **fields)  # fmt: skip
+                         threads=torch.get_num_threads(), **{"small_size": 0, **fields})  # fmt: skip
     clock = StepClock()
     with contextlib.redirect_stdout(io.StringIO()):
         fit(config, hooks=[clock])

@@ -2,7 +2,8 @@
 (``resnetlab.fit`` on synthetic images, its precision, layout and compilation), under torch.profiler, its
 self CPU time summed into convolutions (oneDNN), batch norm, the rest of the elementwise work (activations,
 pooling, adds; with torch.compile, the fused kernels that hold BN's normalization too), the optimizer,
-the loss and the data (augmentation, normalization).
+the loss and the data (augmentation, normalization). The steps are at the images' full size (progressive
+resizing off unless a path sets it).
 
     .venv/bin/python benchmarks/profile_step.py [--recipe fast94] [--batch-size N] [--steps 5] [--top 15]
     .venv/bin/python benchmarks/profile_step.py --paths fast page-whiten --rounds 3   # two paths, alternating
@@ -71,7 +72,7 @@ def profile_step(recipe: str, fields: dict, skip: int, steps: int) -> tuple:
     with tempfile.TemporaryDirectory() as tmp:
         data = synthetic_npz(Path(tmp) / "synthetic.npz", config.batch_size * (skip + steps + 1))
         config = make_config(recipe, data=f"npz:{data}", iterations=skip + steps, tta="none", out=str(Path(tmp) / "r"),
-                             threads=torch.get_num_threads(), **fields)  # fmt: skip
+                             threads=torch.get_num_threads(), **{"small_size": 0, **fields})  # fmt: skip
         hook = Profiled(skip, steps)
         with contextlib.redirect_stdout(io.StringIO()):
             fit(config, hooks=[hook])

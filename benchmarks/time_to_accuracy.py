@@ -53,7 +53,7 @@ MINUTES = {"fast94": {"amx": 12, "avx512_bf16": 25}}  # wall-time targets per CP
 # 9f42cd6): the ten-epoch recipe's fields put back where they differ.
 PAGE20 = dict(epochs=20, batch_size=512, lr=0.4, momentum=0.9, weight_decay=5e-4, bn_lr_scale=4.0,
               bn_weight_decay=5e-4, warmup_epochs=2, label_smoothing=0.0, flip="random", translate=4,
-              model_args={"whiten_signed": False, "identity_init": False})  # fmt: skip
+              model_args={"whiten_signed": False, "identity_init": False}, small_size=0)  # fmt: skip
 OPTIMIZER = ("batch_size", "lr", "momentum", "weight_decay", "bn_lr_scale", "bn_weight_decay", "warmup_epochs")
 # Each path is the recipe with some fields changed: the ablations remove one ingredient each.
 PATHS = {
@@ -87,9 +87,9 @@ PATHS = {
         "no-ghost": {"bn_ghost_size": 0},  # ghost batch norm (Hoffer et al. 2017; Page)
         "no-freeze": {"bn_freeze_weight": False, "bn_lr_scale": 1.0},  # frozen BN scale, raised BN lr (Page)
         "page-20": PAGE20,  # the recipe before, for its test-set runs (docs/performance.md)
-        # progressive resizing: the images downscaled to 24x24 for the first half of the steps (chosen on validation
-        # on a lent H200, docs/results/fast94/h200-screen: 94.66% with flip-translate over 8 seeds, 94.79% at 32x32)
-        "small-24": {"small_size": 24, "small_until": 0.5},
+        # 32x32 throughout: the 12-epoch recipe until progressive resizing's adoption (its runs at eb2b003 and before
+        # were the path small-24, the recipe now; the ablation paths above were measured at 32x32)
+        "full-size": {"small_size": 0},
     },
 }
 KEPT = ("config.json", "metrics.csv", "metrics.json", "train.log", "result.json", "pieces.json")  # no weights

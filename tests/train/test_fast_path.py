@@ -105,6 +105,7 @@ def test_fast94_sets_the_model_and_given_model_args_go_over_the_recipes():
     assert fast.ema == 0 and fast.label_smoothing == 0.2  # EMA dropped, smoothing kept (docs/performance.md)
     assert fast.model_args["whiten_signed"] and fast.model_args["identity_init"] and fast.whiten_bias_epochs == 3
     assert (fast.epochs, fast.batch_size, fast.lr, fast.flip, fast.translate) == (12, 1024, 1.5, "alternating", 2)
+    assert (fast.small_size, fast.small_until) == (24, 0.5)  # progressive resizing (docs/performance.md)
     wider = make_config("fast94", model_args={"width": 0.75})  # --model-arg width=0.75: the rest kept
     assert wider.model_args == {**fast.model_args, "width": 0.75}
     other = make_config("fast94", model="resnet20")  # another model: the recipe's model arguments are not its
@@ -253,10 +254,11 @@ def test_the_same_command_line_resumes_an_auto_run(tiny_npz, tmp_path, monkeypat
 
 def test_fast94_trains_end_to_end(tiny_npz, tmp_path):
     """The recipe as a user runs it, on 320 tiny images (eager fp32 to stay quick): whitening set from the data
-    (signed, with a bias), ghost BN, frozen scales, flip-translate TTA; the model rebuilt from the checkpoint."""
+    (signed, with a bias), ghost BN, frozen scales, progressive resizing, flip-translate TTA; the model rebuilt
+    from the checkpoint. The tiny images are 16 pixels, so the recipe's 24-pixel first half is 12 here."""
     out = tmp_path / "r"
     fit(make_config("fast94", data=f"npz:{tiny_npz}", iterations=3, batch_size=128, precision="fp32",
-                    compile=False, out=str(out)))  # fmt: skip
+                    compile=False, small_size=12, out=str(out)))  # fmt: skip
     final = json.loads((out / "metrics.json").read_text())[-1]
     assert final["iteration"] == 3 and final["test_error_tta"] is not None
     from resnetlab.checkpoints import latest, load_checkpoint
