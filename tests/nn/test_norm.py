@@ -251,9 +251,11 @@ def _ghost_reference(x, weight, bias, g, eps=1e-5):
     return torch.cat(out)
 
 
-def test_ghost_batch_norm_against_a_float64_reference_forward_backward_and_running_stats():
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_ghost_batch_norm_against_a_float64_reference_forward_backward_and_running_stats(layout):
+    """Either memory format (the eager NCHW path's batched dot, channels-last's fused sums), kept by the output."""
     torch.manual_seed(0)
-    x = torch.randn(12, 3, 5, 4, dtype=torch.float64) * 2 + 0.5
+    x = (torch.randn(12, 3, 5, 4, dtype=torch.float64) * 2 + 0.5).contiguous(memory_format=layout)
     bn = BatchNorm2d(3, ghost_batch_size=4, momentum=None).double()
     with torch.no_grad():
         bn.weight.copy_(torch.tensor([0.5, 1.5, -1.0]))
@@ -263,7 +265,7 @@ def test_ghost_batch_norm_against_a_float64_reference_forward_backward_and_runni
     grad = torch.randn_like(x)
     y = bn(xa)
     ref = _ghost_reference(xb, w, b, 4)
-    assert torch.allclose(y, ref, atol=1e-10)
+    assert torch.allclose(y, ref, atol=1e-10) and y.is_contiguous(memory_format=layout)
     (y * grad).sum().backward()
     (ref * grad).sum().backward()
     assert torch.allclose(xa.grad, xb.grad, atol=1e-10)
@@ -278,6 +280,21 @@ def test_ghost_batch_norm_against_a_float64_reference_forward_backward_and_runni
     assert torch.allclose(bn(x), expected * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1), atol=1e-10)
     with pytest.raises(UsageError, match="does not divide into groups of 4"):
         BatchNorm2d(3, ghost_batch_size=4).train()(torch.randn(10, 3, 2, 2))
+
+
+def test_ghost_batch_norm_1d_against_a_float64_reference():
+    torch.manual_seed(2)
+    x = torch.randn(12, 5, dtype=torch.float64) * 3 - 1
+    bn = BatchNorm1d(5, ghost_batch_size=6).double()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    grad = torch.randn_like(x)
+    (bn(xa) * grad).sum().backward()
+    parts = [(p - p.mean(0)) / torch.sqrt(p.var(0, unbiased=False) + 1e-5) for p in xb.split(6)]
+    ref = torch.cat(parts) * bn.weight.detach() + bn.bias.detach()
+    (ref * grad).sum().backward()
+    assert torch.allclose(bn(x.clone()), ref, atol=1e-10) and torch.allclose(xa.grad, xb.grad, atol=1e-10)
+    _, mean, var = BatchNormFunction.apply(x.view(2, 6, 5), bn.weight, bn.bias, 1e-5, True)  # per group
+    assert mean.shape == var.shape == (2, 5) and torch.allclose(mean, x.view(2, 6, 5).mean(1))
 
 
 def test_frozen_weight_against_a_float64_reference_forward_and_backward():

@@ -28,26 +28,44 @@ def _reduce_dims(ndim: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, ndim))
 
 
-def batchnorm_forward(x: Tensor, weight: Tensor, bias: Tensor, eps: float):
-    """Algorithm 1 over every dim but the channel; returns (y, μ_B, σ²_B, 1/√(σ²_B + ε))."""
-    dims, nd = _reduce_dims(x.dim()), x.dim()
+def _group_view(t: Tensor, ndim: int) -> Tensor:
+    """Reshape per-(group, channel) statistics (k, C) to broadcast against a grouped input (k, G, C, ...)."""
+    return t.view((t.size(0), 1, t.size(1)) + (1,) * (ndim - 3))
+
+
+def _stat_view(t: Tensor, x: Tensor, grouped: bool) -> Tensor:
+    """Statistics (k, C) broadcast against x: grouped (k, G, C, ...), or (N, C, ...) with k = 1."""
+    return _group_view(t, x.dim()) if grouped else _channel_view(t, x.dim())
+
+
+def _group_dims(ndim: int) -> tuple[int, ...]:
+    """The dims of a grouped input (k, G, C, ...) that statistics reduce: every one but the group and channel."""
+    return (1,) + tuple(range(3, ndim))
+
+
+def batchnorm_forward(x: Tensor, weight: Tensor, bias: Tensor, eps: float, grouped: bool = False):
+    """Algorithm 1 over every dim but the channel of x (N, C, ...); or, ``grouped``, in each group of x (k, G, C, ...)
+    on its own (ghost batch norm: k groups of G images, e.g. the view ``x.unflatten(0, (k, G))``, so nothing is
+    copied). Returns (y, μ_B, σ²_B, 1/√(σ²_B + ε)), y in x's shape, the statistics (k, C) (k = 1 ungrouped)."""
+    xg = x if grouped else x.unsqueeze(0)
     # μ_B = 1/m Σ x_i ;  σ²_B = 1/m Σ (x_i − μ_B)²   (biased: Algorithm 1)
-    var, mean = torch.var_mean(x, dim=dims, correction=0)
+    var, mean = torch.var_mean(xg, dim=_group_dims(xg.dim()), correction=0)
     invstd = torch.rsqrt(var + eps)
     # y_i = γ x̂_i + β with x̂_i = (x_i − μ_B)/√(σ²_B + ε), folded into one pass: y = a·x + b
     scale = weight * invstd
     shift = bias - mean * scale
-    y = torch.addcmul(_channel_view(shift, nd), x, _channel_view(scale, nd))
+    y = torch.addcmul(_stat_view(shift, x, grouped), x, _stat_view(scale, x, grouped))
     return y, mean, var, invstd
 
 
-def batchnorm_backward(grad_y: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor):
-    """The paper's gradients (Sec. 3), vectorized per channel; returns (∂ℓ/∂x, ∂ℓ/∂γ, ∂ℓ/∂β)."""
-    nd, dims = x.dim(), _reduce_dims(x.dim())
-    m = x.numel() // x.size(1)
+def batchnorm_backward(grad_y: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor, grouped: bool = False):
+    """The paper's gradients (Sec. 3), vectorized per channel (per group and channel, ``grouped``, as in
+    ``batchnorm_forward``); returns (∂ℓ/∂x, ∂ℓ/∂γ, ∂ℓ/∂β), γ's and β's summed over the groups that share them."""
+    xg, dyg = (x, grad_y) if grouped else (x.unsqueeze(0), grad_y.unsqueeze(0))
+    m = x.numel() // mean.numel()
     # The two per-channel sums every formula needs: Σ ∂ℓ/∂y_i and Σ ∂ℓ/∂y_i · (x_i − μ_B).
-    sum_dy = grad_y.sum(dims)
-    sum_dy_xc = _centered_channel_dot(grad_y, x, mean, sum_dy)
+    sum_dy = dyg.sum(_group_dims(xg.dim()))
+    sum_dy_xc = _centered_channel_dot(dyg, xg, mean, sum_dy)
     # ∂ℓ/∂x̂_i = ∂ℓ/∂y_i · γ
     # ∂ℓ/∂σ²_B = Σ ∂ℓ/∂x̂_i · (x_i − μ_B) · (−1/2)(σ²_B + ε)^(−3/2)
     grad_var = weight * sum_dy_xc * (-0.5) * invstd.pow(3)
@@ -59,24 +77,24 @@ def batchnorm_backward(grad_y: Tensor, x: Tensor, weight: Tensor, mean: Tensor, 
     a = weight * invstd
     b = grad_var * (2.0 / m)
     c = grad_mean / m - b * mean
-    grad_x = torch.addcmul(_channel_view(c, nd), x, _channel_view(b, nd))
-    grad_x = grad_x.addcmul_(grad_y, _channel_view(a, nd))
+    grad_x = torch.addcmul(_stat_view(c, x, grouped), x, _stat_view(b, x, grouped))
+    grad_x = grad_x.addcmul_(grad_y, _stat_view(a, x, grouped))
     # ∂ℓ/∂γ = Σ ∂ℓ/∂y_i · x̂_i ;  ∂ℓ/∂β = Σ ∂ℓ/∂y_i
-    return grad_x, sum_dy_xc * invstd, sum_dy
+    return grad_x, (sum_dy_xc * invstd).sum(0), sum_dy.sum(0)
 
 
 def _centered_channel_dot(dy: Tensor, x: Tensor, mean: Tensor, sum_dy: Tensor) -> Tensor:
-    """Σ over every dim but the channel of dy·(x − μ_B).
+    """Σ over every dim of a grouped (k, G, C, ...) pair but the group and channel of dy·(x − μ_B).
 
-    Eager NCHW: each (n, c) row is a contiguous run, so a batched dot (bmm over N·C rows) reads
+    Eager NCHW: each (image, channel) row is a contiguous run, so a batched dot (bmm over N·C rows) reads
     both tensors once without materializing a product, and Σ dy·x − μ_B Σ dy recentres it (it loses
     precision only when |μ_B| ≫ σ_B). Compiled or channels-last: the centred product, fused.
     """
     if dy.is_contiguous() and x.is_contiguous() and not torch.compiler.is_compiling():
-        n, c = x.shape[0], x.shape[1]
-        dot = torch.bmm(dy.reshape(n * c, 1, -1), x.reshape(n * c, -1, 1)).view(n, c).sum(0)
+        rows = x.shape[0] * x.shape[1] * x.shape[2]
+        dot = torch.bmm(dy.reshape(rows, 1, -1), x.reshape(rows, -1, 1)).view(x.shape[:3]).sum(1)
         return dot - mean * sum_dy
-    return (dy * (x - _channel_view(mean, x.dim()))).sum(_reduce_dims(x.dim()))
+    return (dy * (x - _group_view(mean, x.dim()))).sum(_group_dims(x.dim()))
 
 
 _KERNELS = {"eager": (batchnorm_forward, batchnorm_backward)}
@@ -98,15 +116,19 @@ def set_batchnorm_kernel(kind: str) -> None:
 class BatchNormFunction(torch.autograd.Function):
     """Algorithm 1 forward and the paper's explicit backward, not autograd over the forward.
 
-    Returns (y, μ_B, σ²_B); the batch statistics are non-differentiable outputs used by the module
-    to update the running estimates.
+    ``apply(x, weight, bias, eps, grouped=False)`` returns (y, μ_B, σ²_B); the batch statistics are
+    non-differentiable outputs used by the module to update the running estimates: (C,) for x (N, C, ...), or
+    (k, C) for a grouped x (k, G, C, ...) (ghost batch norm, ``batchnorm_forward``).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float):
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float, grouped: bool = False):
         # Reduced-precision inputs (bf16 autocast) are normalized with float32 statistics.
-        y, mean, var, invstd = _KERNELS[_kernel][0](_upcast(x), weight, bias, eps)
+        y, mean, var, invstd = _KERNELS[_kernel][0](_upcast(x), weight, bias, eps, grouped)
         ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.grouped = grouped
+        if not grouped:
+            mean, var = mean[0], var[0]
         ctx.mark_non_differentiable(mean, var)
         return y.to(x.dtype), mean, var
 
@@ -114,19 +136,19 @@ class BatchNormFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y: Tensor, _grad_mean, _grad_var):
         x, weight, mean, invstd = ctx.saved_tensors
-        grad_y = _upcast(grad_y).contiguous(memory_format=_memory_format(x))
-        grad_x, grad_weight, grad_bias = _KERNELS[_kernel][1](grad_y, _upcast(x), weight, mean, invstd)
-        return grad_x.to(x.dtype), grad_weight, grad_bias, None
+        grad_y = _in_layout_of(_upcast(grad_y), x)
+        grad_x, grad_weight, grad_bias = _KERNELS[_kernel][1](grad_y, _upcast(x), weight, mean, invstd, ctx.grouped)
+        return grad_x.to(x.dtype), grad_weight, grad_bias, None, None
 
 
 def _upcast(t: Tensor) -> Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def _memory_format(x: Tensor) -> torch.memory_format:
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
+def _in_layout_of(t: Tensor, x: Tensor) -> Tensor:
+    """t with x's strides (channels-last, or a grouped view of it), copied only when they differ: the sums and the
+    update then read both alike."""
+    return t if t.stride() == x.stride() else torch.empty_like(x, dtype=t.dtype).copy_(t)
 
 
 class _BatchNorm(nn.Module):
@@ -246,19 +268,16 @@ class _BatchNorm(nn.Module):
         return y
 
     def _ghost(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """Ghost batch norm: the k groups of G images become k·C channels of one batch of G, so that Algorithm 1
-        and its backward run once, per (group, channel)."""
-        n, c, g = x.size(0), x.size(1), self.ghost_batch_size
+        """Ghost batch norm: Algorithm 1 and its backward once, per (group of G consecutive images, channel)."""
+        n, g = x.size(0), self.ghost_batch_size
         if n % g:
             raise UsageError(f"ghost batch norm: a batch of {n} images (per process) does not divide into groups of "
                              f"{g}; choose a batch size that does, or another ghost size")  # fmt: skip
-        k, rest = n // g, x.shape[2:]
-        grouped = x.reshape(k, g, c, *rest).transpose(0, 1).reshape(g, k * c, *rest)
-        y, mean, var = BatchNormFunction.apply(grouped, weight.repeat(k), bias.repeat(k), self.eps)
+        y, mean, var = BatchNormFunction.apply(x.unflatten(0, (n // g, g)), weight, bias, self.eps, True)
         if self.training and self.track_running_stats:
-            m = grouped.numel() // grouped.size(1)  # values per group and channel
-            self._update_running_stats(mean.view(k, c).mean(0), var.view(k, c).mean(0), m)
-        return y.reshape(g, k, c, *rest).transpose(0, 1).reshape(x.shape)
+            m = x.numel() // mean.numel()  # values per group and channel
+            self._update_running_stats(mean.mean(0), var.mean(0), m)
+        return y.flatten(0, 1)
 
     def _affine(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.weight is not None and self.bias is not None:
