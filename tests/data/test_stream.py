@@ -228,6 +228,35 @@ def test_a_dead_worker_is_named_by_its_file_after_a_checkpoint(tmp_path, monkeyp
     assert (tmp_path / "run" / "checkpoints" / "last" / "state.json").is_file()
 
 
+def test_a_worker_killed_while_it_hands_over_a_batch_is_named_too():
+    """The race the test above can meet: the worker dies after it queued a batch, before the main process took the
+    batch's shared memory from it, so multiprocessing raises ConnectionResetError, not the DataLoader's error."""
+    import multiprocessing
+
+    worker = multiprocessing.get_context("fork").Process(target=os._exit, args=(9,))
+    worker.start()
+    worker.join()
+    reading, name = stream.Reading(1), b"/data/train/c/3.png"
+    reading.table[0, :8] = torch.tensor([worker.pid], dtype=torch.int64).view(torch.uint8)
+    reading.table[0, 8 : 8 + len(name)] = torch.frombuffer(bytearray(name), dtype=torch.uint8)
+
+    class Handover:  # a DataLoader iterator at that moment: its worker processes, the reset connection
+        _workers = [worker]
+
+        def __next__(self):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    class Loader:
+        def __iter__(self):
+            return Handover()
+
+    with pytest.raises(DataError, match="a data worker process died while reading /data/train/c/3.png"):
+        next(reading.each(Loader()))
+    Handover._workers = []  # no worker died: the error is not ours to explain
+    with pytest.raises(ConnectionResetError):
+        next(reading.each(Loader()))
+
+
 def test_the_mode_is_chosen_by_the_decoded_size(tmp_path, monkeypatch):
     monkeypatch.setattr(stream, "physical_memory", lambda: 8 << 30)
     assert choose_mode(1000, 224)[0] == "memory"  # 0.15 GB

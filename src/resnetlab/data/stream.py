@@ -152,6 +152,15 @@ class Reading:
                 return
             except RuntimeError as e:
                 raise self.died(e) from None
+            except (ConnectionError, EOFError):  # a worker killed while it handed over a batch's shared memory
+                workers = getattr(items, "_workers", [])  # the DataLoader's processes (its iterator's, private)
+                for w in workers:
+                    w.join(timeout=1.0)  # its sockets close as it dies: let it finish dying
+                dead = [str(w.pid) for w in workers if w.exitcode is not None]
+                if not dead:
+                    raise
+                message = f"DataLoader worker (pid(s) {', '.join(dead)}) exited unexpectedly"  # as torch words it
+                raise self.died(RuntimeError(message)) from None
             yield item
 
     def died(self, e: RuntimeError) -> Exception:
