@@ -27,7 +27,7 @@ from resnetlab import hardware
 from resnetlab.train import Hook, fit, make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_step import synthetic_npz  # noqa: E402  (the same synthetic images)
+from profile_step import synthetic_npz, synthetic_run  # noqa: E402  (the same synthetic images and run)
 from time_to_accuracy import PATHS  # noqa: E402  (the ablation's paths: one definition)
 
 
@@ -42,8 +42,7 @@ class StepClock(Hook):
 
 
 def images_per_s(recipe: str, fields: dict, data: Path, out: Path, steps: int, skip: int) -> float:
-    config = make_config(recipe, data=f"npz:{data}", iterations=skip + steps, tta="none", out=str(out),
-                         threads=torch.get_num_threads(), **{"small_size": 0, **fields})  # fmt: skip
+    config = synthetic_run(recipe, fields, data, out, skip + steps)
     clock = StepClock()
     with contextlib.redirect_stdout(io.StringIO()):
         fit(config, hooks=[clock])

@@ -51,6 +51,14 @@ def synthetic_npz(path: Path, n: int) -> Path:
     return path
 
 
+def synthetic_run(recipe: str, fields: dict, data: Path, out: Path, iterations: int):
+    """The recipe with ``fields`` changed, training ``iterations`` steps on ``data`` at the images' full size
+    (progressive resizing off unless ``fields`` sets it: its size switch would recompile among the timed steps),
+    without TTA, on this process's threads: what this benchmark and path_speed.py time."""
+    return make_config(recipe, data=f"npz:{data}", iterations=iterations, tta="none", out=str(out),
+                       threads=torch.get_num_threads(), **{"small_size": 0, **fields})  # fmt: skip
+
+
 class Profiled(Hook):
     """Profiles ``steps`` steps after ``skip`` (compilation and warm-up) and keeps their operator table."""
 
@@ -71,8 +79,7 @@ def profile_step(recipe: str, fields: dict, skip: int, steps: int) -> tuple:
     config = make_config(recipe, **fields)
     with tempfile.TemporaryDirectory() as tmp:
         data = synthetic_npz(Path(tmp) / "synthetic.npz", config.batch_size * (skip + steps + 1))
-        config = make_config(recipe, data=f"npz:{data}", iterations=skip + steps, tta="none", out=str(Path(tmp) / "r"),
-                             threads=torch.get_num_threads(), **{"small_size": 0, **fields})  # fmt: skip
+        config = synthetic_run(recipe, fields, data, Path(tmp) / "r", skip + steps)
         hook = Profiled(skip, steps)
         with contextlib.redirect_stdout(io.StringIO()):
             fit(config, hooks=[hook])
